@@ -1,0 +1,75 @@
+# hairseg — two commands do all the set-up: `make run` and `make test`.
+# Both create or refresh .venv from the committed lock (requirements.lock) first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hairseg-installed
+
+# Where the CPU build of torch==2.13.0 comes from. A machine that sets PIP_FIND_LINKS
+# (a local wheel folder) uses it; otherwise PyTorch's CPU index. Set TORCH_INDEX=
+# (empty) to take the CUDA build from PyPI instead.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+ifneq ($(strip $(PIP_FIND_LINKS)),)
+TORCH_SOURCE := --find-links $(PIP_FIND_LINKS)
+else ifneq ($(strip $(TORCH_INDEX)),)
+TORCH_SOURCE := --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
+else
+TORCH_SOURCE :=
+endif
+
+# Nothing we run phones home.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export GE_USAGE_STATISTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+export FEAST_USAGE := False
+export KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT := false
+export PYTHONDONTWRITEBYTECODE := 1
+
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint lock venv clean
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): requirements.lock pyproject.toml | $(UV)
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --python $(BIN)/python $(TORCH_SOURCE) requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)  ## create or refresh .venv from requirements.lock
+
+lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml (all extras, Python 3.11)
+	$(UV) pip compile pyproject.toml --all-extras --python-version 3.11 \
+	  $(TORCH_SOURCE) --override lock-overrides.txt --no-header -o requirements.lock
+	@# The lock names the public version so PyPI (CUDA) or PyTorch's CPU index can serve it.
+	sed -i -E 's/^torch==([0-9.]+)\+cpu/torch==\1/' requirements.lock
+
+run: $(STAMP)  ## run the whole local pipeline (dvc repro) on embedded defaults
+	$(BIN)/dvc config --local core.analytics false
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+lint: $(STAMP)  ## ruff over the code
+	$(BIN)/ruff check src serving components pipelines tests bench feature_repo
+	$(BIN)/ruff format --check src serving components pipelines tests bench feature_repo
+
+test: $(STAMP)  ## lint + the whole test suite
+	$(MAKE) --no-print-directory lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:  ## remove the virtualenvs and local state (not data/ or models/)
+	rm -rf $(VENV) $(TOOLS) .hairseg .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from hairseg.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Datasets: format, generation, import adapters and validation."""
