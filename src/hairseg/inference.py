@@ -1,0 +1,81 @@
+"""ONNX Runtime inference over the shared pre/post-processing.
+
+The artifact contract every producer (quantize) and consumer (evaluate, serving, rollout)
+relies on:
+
+- input ``image``: float32 ``(N, 3, S, S)``, normalised by :func:`hairseg.imaging.preprocess`;
+- output ``logits``: float32 ``(N, 1, S, S)``;
+- model metadata ``hairseg.input_size`` = ``S`` (falls back to the input's static shape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hairseg import imaging
+from hairseg.errors import HairsegError
+
+__all__ = ["INPUT_NAME", "INPUT_SIZE_KEY", "OUTPUT_NAME", "OnnxSegmenter"]
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+INPUT_SIZE_KEY = "hairseg.input_size"
+
+
+class OnnxSegmenter:
+    """Hair segmentation with an ONNX model: RGB images in, 0/255 masks out."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        threshold: float = 0.5,
+        intra_op_threads: int = 0,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        import onnxruntime as ort  # heavy: imported on first use
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise HairsegError(f"ONNX model not found: {path}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads:
+            options.intra_op_num_threads = intra_op_threads
+        available = ort.get_available_providers()
+        chosen = [p for p in (providers or available) if p in available] or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise HairsegError(f"cannot load ONNX model {path}: {exc}") from None
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if INPUT_NAME not in inputs:
+            raise HairsegError(f"{path} has no input named {INPUT_NAME!r} (found {list(inputs)})")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        shape = inputs[INPUT_NAME].shape
+        size = meta.get(INPUT_SIZE_KEY) or (shape[-1] if isinstance(shape[-1], int) else None)
+        if size is None:
+            raise HairsegError(f"{path} does not say its input size ({INPUT_SIZE_KEY})")
+        self.path = path
+        self.input_size = int(size)
+        self.threshold = threshold
+        self.metadata = dict(meta)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Run the network on a preprocessed batch."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Hair probabilities at the network resolution, ``(N, S, S)``."""
+        return imaging.sigmoid(self.logits(imaging.preprocess(list(images), self.input_size))[:, 0])
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Masks (0/255, ``uint8``) at each input image's own resolution."""
+        if not images:
+            return []
+        logits = self.logits(imaging.preprocess(list(images), self.input_size))
+        sizes = [img.shape[:2] for img in images]
+        return imaging.logits_to_masks(logits, sizes, threshold=self.threshold)
