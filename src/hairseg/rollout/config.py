@@ -1,0 +1,133 @@
+"""The ``rollout:`` section of ``params.yaml`` as typed dataclasses.
+
+One config drives both backends: the policy thresholds are shared, and each backend has
+its own small sub-section (``local:``, ``kserve:``). Validation happens here, once, so a
+bad value fails before any traffic moves.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hairseg.config import section
+from hairseg.errors import EXIT_USAGE, HairsegError
+
+__all__ = ["KServeConfig", "LocalConfig", "PolicyConfig", "RolloutConfig", "load_rollout_config"]
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Thresholds of the canary analysis (see :mod:`hairseg.rollout.policy`).
+
+    ``steps`` are the canary traffic percentages; the last must be 100 (the promotion).
+    Each step below 100 is analysed on at least ``min_requests`` canary requests (and
+    ``min_mirrored`` mirrored requests for the mask comparison) before stepping up.
+    """
+
+    steps: tuple[int, ...] = (10, 50, 100)
+    min_requests: int = 50
+    min_mirrored: int = 10
+    max_error_rate: float = 0.01
+    max_p95_ratio: float = 2.0
+    max_p95_ms: float = 1000.0
+    max_disagreement: float = 0.10
+    max_holds: int = 3
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        if not steps or steps[-1] != 100:
+            raise HairsegError(
+                f"rollout.policy.steps must end with 100 (the promotion), got {list(steps)}",
+                exit_code=EXIT_USAGE,
+            )
+        if any(not 0 < s <= 100 for s in steps) or any(
+            a >= b for a, b in itertools.pairwise(steps)
+        ):
+            raise HairsegError(
+                f"rollout.policy.steps must be strictly increasing percentages in 1..100, "
+                f"got {list(steps)}",
+                exit_code=EXIT_USAGE,
+            )
+        for name in ("min_requests", "min_mirrored", "max_holds"):
+            if getattr(self, name) < 0:
+                raise HairsegError(f"rollout.policy.{name} must be >= 0", exit_code=EXIT_USAGE)
+        if self.min_requests < 1:
+            raise HairsegError("rollout.policy.min_requests must be >= 1", exit_code=EXIT_USAGE)
+        if not 0.0 <= self.max_error_rate <= 1.0:
+            raise HairsegError(
+                f"rollout.policy.max_error_rate must be in [0, 1], got {self.max_error_rate}",
+                exit_code=EXIT_USAGE,
+            )
+        if not 0.0 <= self.max_disagreement <= 1.0:
+            raise HairsegError(
+                f"rollout.policy.max_disagreement must be in [0, 1], got {self.max_disagreement}",
+                exit_code=EXIT_USAGE,
+            )
+        if self.max_p95_ratio <= 0 or self.max_p95_ms <= 0:
+            raise HairsegError(
+                "rollout.policy.max_p95_ratio and max_p95_ms must be > 0", exit_code=EXIT_USAGE
+            )
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The embedded backend: two loopback predictor servers and a replayed traffic sample."""
+
+    split: Literal["train", "val", "test"] = "test"
+    max_requests_per_step: int = 2000  # bound: a step never sends more than this
+    mirror_fraction: float = 0.25  # share of canary requests also sent to stable
+    seed: int = 20261122  # the traffic split is a seeded hash of the request index
+    server_start_timeout_s: float = 60.0
+    request_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_requests_per_step < 1:
+            raise HairsegError(
+                "rollout.local.max_requests_per_step must be >= 1", exit_code=EXIT_USAGE
+            )
+        if not 0.0 < self.mirror_fraction <= 1.0:
+            raise HairsegError(
+                f"rollout.local.mirror_fraction must be in (0, 1], got {self.mirror_fraction}",
+                exit_code=EXIT_USAGE,
+            )
+
+
+@dataclass(frozen=True)
+class KServeConfig:
+    """The cluster backend: one InferenceService in Serverless (Knative) mode + Prometheus."""
+
+    namespace: str = "hairseg"
+    name: str = "hairseg"
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    analysis_window_s: int = 300  # each step observes this long before reading metrics
+    poll_interval_s: float = 10.0
+    ready_timeout_s: float = 600.0
+    # Tag routing exposes the prev/latest revisions at their own URLs; the rollout mirrors
+    # ``mirror_requests`` test images to both to measure mask disagreement.
+    mirror_requests: int = 20
+    storage_uri_template: str = "{source}"  # how a registry source maps to a storageUri
+
+    def __post_init__(self) -> None:
+        if self.analysis_window_s < 1 or self.poll_interval_s <= 0 or self.ready_timeout_s <= 0:
+            raise HairsegError(
+                "rollout.kserve analysis_window_s, poll_interval_s and ready_timeout_s must be > 0",
+                exit_code=EXIT_USAGE,
+            )
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The whole ``rollout:`` section."""
+
+    backend: Literal["local", "kserve"] = "local"
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    kserve: KServeConfig = field(default_factory=KServeConfig)
+
+
+def load_rollout_config(params: Mapping[str, Any]) -> RolloutConfig:
+    """Read ``params['rollout']`` strictly (unknown keys and bad values are errors)."""
+    return section(params, "rollout", RolloutConfig)
