@@ -1,0 +1,89 @@
+"""Glue shared by the component bodies (runs inside the component's container).
+
+KFP executes each component's function source on its own, so anything two components
+share lives here, in the installed package, and is imported inside the function body.
+This is boundary code only: reading KFP parameters into the core's typed configs,
+moving folders into artifacts and recording metadata. No stage logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "ints_back",
+    "log_metrics",
+    "materialize_dir",
+    "stage_config",
+    "write_json",
+]
+
+T = TypeVar("T")
+
+
+def ints_back(value: Any) -> Any:
+    """Undo protobuf ``Struct``'s int → float widening (``1`` arrives as ``1.0``).
+
+    KFP passes ``dict`` parameters as ``google.protobuf.Struct``, which has only doubles.
+    The core's strict config reader rejects ``1.0`` for an ``int`` field but accepts ``1``
+    for a ``float`` one, so turning every integral float back into an int is lossless.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: ints_back(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [ints_back(v) for v in value]
+    return value
+
+
+def stage_config(name: str, raw: Mapping[str, Any] | None, cls: type[T]) -> T:
+    """Build the core's typed config for ``params.yaml`` section ``name`` from a KFP dict."""
+    from hairseg.config import section
+
+    return section({name: ints_back(dict(raw or {}))}, name, cls)
+
+
+def materialize_dir(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Put a copy of folder ``src`` at ``dest`` (an artifact's ``.path``): hard links where
+    the file system allows (same device, locally), a real copy otherwise."""
+    src, dest = Path(src), Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def link_or_copy(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dest, copy_function=link_or_copy)
+    return dest
+
+
+def log_metrics(metrics_artifact: Any, values: Mapping[str, Any], prefix: str = "") -> None:
+    """``log_metric`` every finite number in ``values`` (nested keys joined with ``.``)."""
+    import math
+
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            log_metrics(metrics_artifact, value, prefix=f"{name}.")
+        elif isinstance(value, bool):
+            metrics_artifact.log_metric(name, float(value))
+        elif isinstance(value, int | float) and math.isfinite(float(value)):
+            metrics_artifact.log_metric(name, float(value))
+
+
+def write_json(path: str | os.PathLike[str], value: Any) -> Path:
+    """Write ``value`` as indented JSON (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    return path
