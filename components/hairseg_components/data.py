@@ -13,7 +13,6 @@ def generate_data(data_params: dict, dataset: Output[Dataset]) -> None:
     """Render the seeded demo dataset (``hairseg.data.generate.generate_dataset``) into a
     ``Dataset`` artifact whose path is the dataset folder (images/, masks/, manifest.parquet)."""
     from hairseg.data.generate import DataParams, generate_dataset
-
     from hairseg_components.runtime import stage_config
 
     cfg = stage_config("data", data_params, DataParams)

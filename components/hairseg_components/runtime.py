@@ -75,9 +75,9 @@ def log_metrics(metrics_artifact: Any, values: Mapping[str, Any], prefix: str = 
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             log_metrics(metrics_artifact, value, prefix=f"{name}.")
-        elif isinstance(value, bool):
-            metrics_artifact.log_metric(name, float(value))
-        elif isinstance(value, int | float) and math.isfinite(float(value)):
+        elif isinstance(value, bool) or (
+            isinstance(value, int | float) and math.isfinite(float(value))
+        ):
             metrics_artifact.log_metric(name, float(value))
 
 
