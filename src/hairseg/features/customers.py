@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hairseg.data.stats import write_stats
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.tryon import SHADES
 
@@ -51,9 +52,4 @@ def demo_customers(n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 def write_customers(df: pd.DataFrame, path: str | Path) -> Path:
     """Write the table atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_stats(df, path)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.features.online import INFERENCE_STATS_COLUMNS
+from hairseg.monitoring.inference_log import STAT_FIELDS
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -41,19 +42,7 @@ __all__ = [
 ]
 
 IMAGE_STATS_VIEW = "image_stats_v1"
-IMAGE_STATS_FEATURES: tuple[str, ...] = (
-    "width",
-    "height",
-    "brightness",
-    "contrast",
-    "sharpness",
-    "saturation",
-    "hue_mean",
-    "hair_coverage",
-    "face_count",
-    "hair_colour_family",
-    "split",
-)
+IMAGE_STATS_FEATURES: tuple[str, ...] = (*STAT_FIELDS, "face_count", "hair_colour_family", "split")
 # The push source's offline file, relative to the repo (as in feature_definitions.py).
 INFERENCE_STATS_FILE = "data/inference_stats.parquet"
 # Where materialisation starts when no start is given: before any event we store.

@@ -1,0 +1,260 @@
+"""``hairseg features``: the Feast feature repo from the command line (DVC stages call it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from hairseg.config import load_params, section
+from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.features.store import FeaturesConfig
+
+__all__ = ["features"]
+
+PARAMS = click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path),
+    default="params.yaml",
+    show_default=True,
+    help="params.yaml with a 'features' section.",
+)
+REPO = click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feast repo folder [default: params features.repo].",
+)
+CONFIG = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feast config file [default: REPO/feature_store.yaml], e.g. feature_store.cluster.yaml.",
+)
+
+
+def _cfg(params_file: Path) -> FeaturesConfig:
+    return section(load_params(params_file), "features", FeaturesConfig)
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise HairsegError(
+            f"--{name} {value!r} is not an ISO date/time (e.g. 2026-11-22T00:00:00Z)",
+            exit_code=EXIT_USAGE,
+        ) from None
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def _write_json(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _read_image_stats(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise HairsegError(
+            f"image statistics {path} not found (the `validate` DVC stage writes it)",
+            exit_code=EXIT_USAGE,
+        )
+    df = pd.read_parquet(path)
+    missing = [c for c in ("image_id", "event_timestamp") if c not in df.columns]
+    if missing:
+        raise HairsegError(f"{path} lacks column(s) {missing}", exit_code=EXIT_USAGE)
+    return df
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def features() -> None:
+    """Feast feature repo: demo customers, apply, materialize, point-in-time slices."""
+
+
+@features.command("demo-customers")
+@PARAMS
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output parquet [default: REPO/data/customers.parquet].",
+)
+@click.option("--n", "n", type=int, default=None, help="Number of customers [params].")
+@click.option("--seed", type=int, default=None, help="Seed [params features.seed].")
+def demo_customers_cmd(
+    params_file: Path, out: Path | None, n: int | None, seed: int | None
+) -> None:
+    """Write the seeded demo customer table behind customer_profile_v1."""
+    from hairseg.features.customers import demo_customers, write_customers
+
+    cfg = _cfg(params_file)
+    out = out or cfg.repo / "data" / "customers.parquet"
+    df = demo_customers(n if n is not None else cfg.n_customers, cfg.seed if seed is None else seed)
+    write_customers(df, out)
+    click.echo(f"wrote {len(df)} customers to {out}")
+
+
+@features.command("apply")
+@PARAMS
+@REPO
+@CONFIG
+def apply_cmd(params_file: Path, repo: Path | None, config_file: Path | None) -> None:
+    """Run `feast apply`: register entities, views and services."""
+    from hairseg.features.store import apply_repo
+
+    summary = apply_repo(repo or _cfg(params_file).repo, config_file)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@features.command("materialize")
+@PARAMS
+@REPO
+@CONFIG
+@click.option("--start", default=None, help="Start (ISO, UTC) [default: 2000-01-01].")
+@click.option("--end", default=None, help="End (ISO, UTC) [default: now].")
+@click.option("--view", "views", multiple=True, help="Only this feature view (repeatable).")
+def materialize_cmd(
+    params_file: Path,
+    repo: Path | None,
+    config_file: Path | None,
+    start: str | None,
+    end: str | None,
+    views: tuple[str, ...],
+) -> None:
+    """Load offline features into the online store and count what the store answers."""
+    from hairseg.features.store import materialize
+
+    summary = materialize(
+        repo or _cfg(params_file).repo,
+        end_date=_when(end, "end"),
+        start_date=_when(start, "start"),
+        config_file=config_file,
+        views=list(views) or None,
+    )
+    click.echo(json.dumps(summary, indent=2))
+
+
+@features.command("eval-slices")
+@PARAMS
+@REPO
+@CONFIG
+@click.option(
+    "--image-stats",
+    type=click.Path(path_type=Path),
+    default="artifacts/image_stats.parquet",
+    show_default=True,
+    help="Entity rows (image_id, event_timestamp) for the point-in-time read.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default="artifacts/eval_slices.parquet",
+    show_default=True,
+)
+def eval_slices_cmd(
+    params_file: Path, repo: Path | None, config_file: Path | None, image_stats: Path, out: Path
+) -> None:
+    """Write per-image evaluation slices read from the store (get_historical_features)."""
+    slices = _eval_slices(_cfg(params_file), repo, config_file, image_stats, out)
+    click.echo(f"wrote {len(slices)} slice rows to {out}")
+
+
+def _eval_slices(
+    cfg: FeaturesConfig, repo: Path | None, config_file: Path | None, image_stats: Path, out: Path
+) -> pd.DataFrame:
+    from hairseg.data.stats import write_stats
+    from hairseg.features.store import eval_slices
+
+    entities = _read_image_stats(image_stats)[["image_id", "event_timestamp"]]
+    slices = eval_slices(
+        repo or cfg.repo,
+        entities,
+        brightness_edges=cfg.brightness_edges,
+        coverage_edges=cfg.coverage_edges,
+        config_file=config_file,
+    )
+    write_stats(slices, out)
+    return slices
+
+
+@features.command("build")
+@PARAMS
+@REPO
+@CONFIG
+@click.option(
+    "--image-stats",
+    type=click.Path(path_type=Path),
+    default="artifacts/image_stats.parquet",
+    show_default=True,
+)
+@click.option(
+    "--slices",
+    "slices_out",
+    type=click.Path(path_type=Path),
+    default="artifacts/eval_slices.parquet",
+    show_default=True,
+)
+@click.option(
+    "--summary",
+    "summary_out",
+    type=click.Path(path_type=Path),
+    default="artifacts/features_summary.json",
+    show_default=True,
+)
+def build_cmd(
+    params_file: Path,
+    repo: Path | None,
+    config_file: Path | None,
+    image_stats: Path,
+    slices_out: Path,
+    summary_out: Path,
+) -> None:
+    """apply + materialize + eval-slices, and a JSON summary (the `features` DVC stage)."""
+    from hairseg.features.store import apply_repo, materialize
+
+    cfg = _cfg(params_file)
+    repo = repo or cfg.repo
+    _read_image_stats(image_stats)  # fail fast, before the slow apply
+    registry = apply_repo(repo, config_file)
+    online = materialize(repo, config_file=config_file)
+    slices = _eval_slices(cfg, repo, config_file, image_stats, slices_out)
+    summary = {
+        "registry": registry,
+        "materialized": online,
+        "eval_slices": {
+            column: slices[column].value_counts().sort_index().to_dict()
+            for column in slices.columns
+            if column not in ("image_id",)
+        },
+    }
+    _write_json(summary_out, summary)
+    click.echo(f"feature store ready in {repo}; summary in {summary_out}")
+
+
+@features.command("online")
+@PARAMS
+@REPO
+@CONFIG
+@click.argument("customer_id")
+def online_cmd(
+    params_file: Path, repo: Path | None, config_file: Path | None, customer_id: str
+) -> None:
+    """Print a customer's online profile (customer_profile_v1) as JSON."""
+    from dataclasses import asdict
+
+    from hairseg.features.online import OnlineFeatures
+
+    profile = OnlineFeatures(repo or _cfg(params_file).repo, config_file=config_file)
+    found = profile.customer_profile(customer_id)
+    if found is None:
+        raise HairsegError(f"no online profile for customer {customer_id!r}")
+    click.echo(json.dumps(asdict(found), indent=2))

@@ -1,0 +1,162 @@
+"""``hairseg monitor``: the drift check (exit code 3 on drift) and simulated traffic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from hairseg.config import load_params, section
+from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig
+
+__all__ = ["monitor"]
+
+log = logging.getLogger(__name__)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def monitor() -> None:
+    """Drift monitoring: training statistics vs inference statistics (Evidently)."""
+
+
+def load_reference(path: Path, cfg: MonitorConfig) -> pd.DataFrame:
+    """Training image statistics: the rows of ``cfg.reference_split`` that decoded."""
+    if not path.is_file():
+        raise HairsegError(
+            f"reference statistics {path} not found (the `validate` DVC stage writes "
+            "artifacts/image_stats.parquet)",
+            exit_code=EXIT_USAGE,
+        )
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:
+        raise HairsegError(f"reference {path} is not a readable parquet file: {exc}") from None
+    if "decodes" in df.columns:
+        df = df[df["decodes"].fillna(False).astype(bool)]
+    if cfg.reference_split:
+        if "split" not in df.columns:
+            raise HairsegError(
+                f"reference {path} has no 'split' column but monitor.reference_split is "
+                f"{cfg.reference_split!r} (set it to '' to use every row)",
+                exit_code=EXIT_USAGE,
+            )
+        df = df[df["split"] == cfg.reference_split]
+    return df.reset_index(drop=True)
+
+
+def load_current(path: Path) -> pd.DataFrame:
+    """Inference statistics: an inference-log folder or one parquet file."""
+    from hairseg.monitoring.inference_log import read_inference_log
+
+    return read_inference_log(path)
+
+
+@monitor.command("drift")
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    default="artifacts/image_stats.parquet",
+    show_default=True,
+    help="Training image statistics (parquet).",
+)
+@click.option(
+    "--current",
+    type=click.Path(path_type=Path),
+    default=".hairseg/inference_log",
+    show_default=True,
+    help="Inference log folder (or one parquet file) with per-request statistics.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default="reports/drift",
+    show_default=True,
+    help="Folder for drift_report.html and drift_report.json.",
+)
+@click.option(
+    "--metrics",
+    "metrics_out",
+    type=click.Path(path_type=Path),
+    default="metrics/drift.json",
+    show_default=True,
+    help="Compact decision JSON.",
+)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path),
+    default="params.yaml",
+    show_default=True,
+)
+def drift_cmd(
+    reference: Path, current: Path, out: Path, metrics_out: Path, params_file: Path
+) -> None:
+    """Compare inference statistics with training statistics.
+
+    Exit codes: 0 no drift, 3 drift detected (trigger retraining), 2 bad input (missing or
+    empty log, missing columns, fewer than monitor.min_rows rows), 1 other failure.
+    """
+    from hairseg.monitoring.drift import check_drift
+
+    cfg = section(load_params(params_file), "monitor", MonitorConfig)
+    reference_df = load_reference(reference, cfg)
+    current_df = load_current(current)
+    result = check_drift(reference_df, current_df, cfg, out_dir=out)
+    metrics = result.to_metrics()
+    metrics_out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_out.with_name(f".{metrics_out.name}.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp.replace(metrics_out)
+    verdict = "DRIFT" if result.drifted else "no drift"
+    click.echo(
+        f"{verdict}: {len(result.drifted_columns)}/{len(result.columns)} columns drifted "
+        f"(share {result.share:.2f}, threshold {result.drift_share_threshold:.2f})"
+        + (f": {', '.join(result.drifted_columns)}" if result.drifted_columns else "")
+    )
+    click.echo(f"report: {result.report_html_path}")
+    if result.drifted:
+        sys.exit(EXIT_DRIFT)
+
+
+@monitor.command("simulate")
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path),
+    default="data",
+    show_default=True,
+    help="Dataset folder (manifest.parquet, images/, masks/).",
+)
+@click.option(
+    "--shift",
+    type=click.Choice(["none", "dark", "blur", "colour"]),
+    default="none",
+    show_default=True,
+    help="Transform applied to every image before its statistics are taken.",
+)
+@click.option("--n", "n", type=int, default=None, help="Requests [default: each image once].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", default="test", show_default=True, help="Images from this split.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=".hairseg/inference_log",
+    show_default=True,
+    help="Inference log folder (parts are added, existing ones kept).",
+)
+def simulate_cmd(
+    dataset: Path, shift: str, n: int | None, seed: int, split: str, out: Path
+) -> None:
+    """Write an inference log of simulated requests (dataset images with a shift)."""
+    from hairseg.monitoring.inference_log import InferenceLogWriter
+    from hairseg.monitoring.simulate import simulate_inference_records
+
+    records = simulate_inference_records(dataset, shift=shift, n=n, seed=seed, split=split)
+    with InferenceLogWriter(out, flush_every=len(records) + 1) as writer:
+        for record in records:
+            writer.append(record)
+    click.echo(f"wrote {len(records)} simulated '{shift}' requests to {out}")
