@@ -1,0 +1,72 @@
+output "kfp_ui" {
+  description = "How to open the Kubeflow Pipelines UI (in-cluster service; reach it with the port-forward command)."
+  value = var.install_kubeflow_pipelines ? {
+    in_cluster_url  = "http://ml-pipeline-ui.kubeflow.svc.cluster.local"
+    port_forward    = "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80"
+    local_url       = "http://localhost:8080"
+    api_in_cluster  = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+    pipeline_root   = "${var.artifact_bucket_uri}/pipelines"
+    service_account = local.pipeline_identity.service_account
+    namespace       = local.pipeline_identity.namespace
+    } : {
+    in_cluster_url  = ""
+    port_forward    = ""
+    local_url       = ""
+    api_in_cluster  = ""
+    pipeline_root   = "${var.artifact_bucket_uri}/pipelines"
+    service_account = local.pipeline_identity.service_account
+    namespace       = local.pipeline_identity.namespace
+  }
+}
+
+output "mlflow" {
+  description = "MLflow tracking server: in-cluster tracking URI (MLFLOW_TRACKING_URI for KFP steps) and the port-forward for a laptop."
+  value = {
+    tracking_uri  = "http://mlflow.${kubernetes_namespace_v1.mlflow.metadata[0].name}.svc.cluster.local:5000"
+    port_forward  = "kubectl -n ${kubernetes_namespace_v1.mlflow.metadata[0].name} port-forward svc/mlflow 5000:5000"
+    local_url     = "http://localhost:5000"
+    artifact_root = "${var.artifact_bucket_uri}/mlflow"
+  }
+}
+
+output "kserve_ingress" {
+  description = "KServe/Knative ingress: the Kourier load balancer address, the route domain, and how an InferenceService URL is formed."
+  value = {
+    load_balancer = try(
+      coalesce(
+        data.kubernetes_service_v1.kourier.status[0].load_balancer[0].ingress[0].hostname,
+        data.kubernetes_service_v1.kourier.status[0].load_balancer[0].ingress[0].ip,
+      ),
+      "",
+    )
+    domain           = var.serving_domain
+    url_template     = "http://<inferenceservice>.${kubernetes_namespace_v1.serving.metadata[0].name}.${var.serving_domain}"
+    curl_host_header = "curl -H 'Host: <inferenceservice>.${kubernetes_namespace_v1.serving.metadata[0].name}.${var.serving_domain}' http://<load_balancer>/v1/models/<inferenceservice>:predict"
+    namespace        = kubernetes_namespace_v1.serving.metadata[0].name
+    service_account  = kubernetes_service_account_v1.serving.metadata[0].name
+  }
+}
+
+output "feast_online_store" {
+  description = "Redis for the Feast online store: connection string without password, and where the password is."
+  value = {
+    connection_string   = "redis-master.${kubernetes_namespace_v1.feast.metadata[0].name}.svc.cluster.local:6379"
+    password_secret     = "redis"
+    password_secret_key = "redis-password"
+    namespace           = kubernetes_namespace_v1.feast.metadata[0].name
+  }
+}
+
+output "installed_versions" {
+  description = "Pinned versions of everything this module installed."
+  value = {
+    cert_manager         = var.cert_manager_version
+    knative_operator     = var.knative_operator_version
+    knative_serving      = var.knative_serving_version
+    kserve               = var.kserve_version
+    kubeflow_pipelines   = var.install_kubeflow_pipelines ? var.kfp_version : "not installed"
+    mlflow_chart         = var.mlflow_chart_version
+    redis_chart          = var.redis_chart_version
+    nvidia_device_plugin = var.gpu_device_plugin_required ? var.nvidia_device_plugin_version : "managed by the cloud"
+  }
+}
