@@ -1,0 +1,51 @@
+"""Monitoring component: the drift check (``hairseg monitor drift``)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+
+from hairseg_components.image import BASE_IMAGE
+
+__all__ = ["drift_check"]
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+def drift_check(
+    reference_stats: Input[Dataset],
+    current_log: Input[Dataset],
+    monitor_params: dict,
+    drift_report: Output[HTML],
+    drift_metrics: Output[Metrics],
+    drift_json: Output[Dataset],
+) -> bool:
+    """Training image statistics (reference, parquet) vs the inference log (current, a
+    folder or parquet): ``hairseg.monitoring.drift.check_drift``. Returns whether the data
+    drifted; the Evidently report is the step's HTML visualisation."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from hairseg.cli.monitor import load_current, load_reference
+    from hairseg.monitoring.drift import MonitorConfig, check_drift
+    from hairseg_components.runtime import log_metrics, stage_config, write_json
+
+    cfg = stage_config("monitor", monitor_params, MonitorConfig)
+    reference = load_reference(Path(reference_stats.path), cfg)
+    current = load_current(Path(current_log.path))
+    with tempfile.TemporaryDirectory() as out:
+        result = check_drift(reference, current, cfg, out_dir=out)
+        shutil.copyfile(result.report_html_path, drift_report.path)
+    summary = result.to_metrics()
+    summary.pop("report_html", None)
+    write_json(drift_json.path, summary)
+    log_metrics(
+        drift_metrics,
+        {
+            "drifted": result.drifted,
+            "drift_share": result.share,
+            "drifted_columns": len(result.drifted_columns),
+            "n_reference": result.n_reference,
+            "n_current": result.n_current,
+        },
+    )
+    drift_report.metadata["drifted_columns"] = ",".join(result.drifted_columns)
+    return bool(result.drifted)

@@ -1,0 +1,54 @@
+"""Pipeline versions: the package version names the compiled file and the display name;
+the git commit names the version uploaded to KFP, so a run traces back to its code."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from hairseg import __version__
+
+__all__ = [
+    "COMPILED_DIR",
+    "DRIFT_PIPELINE",
+    "PIPELINE_VERSION",
+    "TRAINING_PIPELINE",
+    "compiled_path",
+    "git_commit",
+    "upload_version_name",
+]
+
+PIPELINE_VERSION = __version__
+TRAINING_PIPELINE = "hairseg-training"
+DRIFT_PIPELINE = "hairseg-drift"
+COMPILED_DIR = Path("pipelines") / "compiled"
+
+
+def compiled_path(name: str, root: str | Path = ".", version: str = PIPELINE_VERSION) -> Path:
+    """``<root>/pipelines/compiled/<name>-v<version>.yaml``."""
+    return Path(root) / COMPILED_DIR / f"{name}-v{version}.yaml"
+
+
+def git_commit(root: str | Path = ".") -> tuple[str | None, bool]:
+    """(full commit sha, working tree has uncommitted changes to tracked files), or
+    (None, False) outside a git checkout (e.g. inside the container image)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return None, False
+    return sha, dirty
+
+
+def upload_version_name(root: str | Path = ".", version: str = PIPELINE_VERSION) -> str:
+    """``0.1.0+g1a2b3c4`` (``.dirty`` appended when tracked files have local changes)."""
+    sha, dirty = git_commit(root)
+    if sha is None:
+        return version
+    return f"{version}+g{sha[:7]}" + (".dirty" if dirty else "")
