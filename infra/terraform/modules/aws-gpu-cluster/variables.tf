@@ -79,14 +79,14 @@ variable "endpoint_public_access_cidrs" {
 
 variable "cluster_log_types" {
   type        = list(string)
-  description = "EKS control-plane log types sent to CloudWatch."
-  default     = ["api", "audit", "authenticator"]
+  description = "EKS control-plane log types sent to CloudWatch (all five by default)."
+  default     = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 }
 
 variable "cluster_log_retention_days" {
   type        = number
-  description = "Retention of the control-plane CloudWatch log group, in days."
-  default     = 90
+  description = "Retention of the control-plane and flow-log CloudWatch log groups, in days."
+  default     = 365
 }
 
 variable "kms_deletion_window_days" {

@@ -122,6 +122,7 @@ resource "azurerm_kubernetes_cluster_node_pool" "gpu" {
   vnet_subnet_id        = azurerm_subnet.nodes.id
   zones                 = length(var.gpu_zones) > 0 ? var.gpu_zones : null
   mode                  = "User"
+  max_pods              = 110
 
   # Scale from zero.
   auto_scaling_enabled = true

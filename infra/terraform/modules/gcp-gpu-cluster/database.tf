@@ -64,6 +64,26 @@ resource "google_sql_database_instance" "mlflow" {
       name  = "log_min_duration_statement"
       value = "-1"
     }
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
   }
 
   depends_on = [google_service_networking_connection.private_services]

@@ -1,0 +1,64 @@
+variable "name" {
+  type        = string
+  description = "Cluster name and resource prefix."
+  default     = "hairseg"
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region."
+  default     = "eu-west-1"
+}
+
+variable "endpoint_public_access_cidrs" {
+  type        = list(string)
+  description = "CIDRs allowed to reach the EKS API (where terraform and kubectl run from)."
+}
+
+variable "admin_principal_arns" {
+  type        = list(string)
+  description = "Extra IAM principals (e.g. the CI role) that get cluster-admin."
+  default     = []
+}
+
+variable "gpu_instance_types" {
+  type        = list(string)
+  description = "GPU instance types of the GPU node group."
+  default     = ["g4dn.xlarge"]
+}
+
+variable "gpu_max_nodes" {
+  type        = number
+  description = "Upper bound of the GPU node group (it scales from 0)."
+  default     = 4
+}
+
+variable "gpu_spot" {
+  type        = bool
+  description = "Run GPU nodes on Spot capacity."
+  default     = false
+}
+
+variable "create_database" {
+  type        = bool
+  description = "Create RDS PostgreSQL for MLflow (false: MLflow falls back to the chart's embedded SQLite)."
+  default     = true
+}
+
+variable "serving_domain" {
+  type        = string
+  description = "Domain of KServe routes (<isvc>.<namespace>.<domain>)."
+  default     = "example.com"
+}
+
+variable "install_kubeflow_pipelines" {
+  type        = bool
+  description = "Install Kubeflow Pipelines (needs kubectl and git where terraform runs)."
+  default     = true
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags on every AWS resource."
+  default     = { project = "hairseg" }
+}
