@@ -20,6 +20,7 @@ module "cluster" {
   gpu_max_nodes                = var.gpu_max_nodes
   gpu_spot                     = var.gpu_spot
   create_database              = var.create_database
+  database_deletion_protection = var.deletion_protection
   tags                         = var.tags
 }
 

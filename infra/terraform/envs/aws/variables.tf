@@ -45,6 +45,12 @@ variable "create_database" {
   default     = true
 }
 
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the RDS database from deletion (set false before terraform destroy)."
+  default     = true
+}
+
 variable "serving_domain" {
   type        = string
   description = "Domain of KServe routes (<isvc>.<namespace>.<domain>)."
