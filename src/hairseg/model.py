@@ -88,7 +88,7 @@ class ConvBNAct(nn.Sequential):
         padding = (kernel - 1) // 2 * dilation
         layers: list[nn.Module] = [
             nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False),
-            nn.BatchNorm2d(out_ch, eps=1e-3, momentum=0.01),
+            nn.BatchNorm2d(out_ch),
         ]
         if act is not None:
             layers.append(act())

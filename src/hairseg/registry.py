@@ -37,6 +37,7 @@ __all__ = [
     "EXPERIMENT_NAME",
     "MODEL_NAME",
     "ModelVersionInfo",
+    "RegisterConfig",
     "RegistrationResult",
     "artifact_root_for",
     "client",
@@ -65,6 +66,13 @@ MODEL_CONFIG_FILE = "model_config.json"
 SELECTED_FILE = "selected.json"
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))/?$")
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    """``params.yaml`` section ``register``."""
+
+    bootstrap_champion: bool = True  # the first version to pass the gate becomes champion
 
 
 @dataclass(frozen=True)
@@ -412,6 +420,7 @@ def register_model(
                 extra_files=[str(p) for p in extras],
                 # Explicit requirements: inference would start a subprocess and load the model.
                 pip_requirements=["onnxruntime>=1.20", "onnx>=1.17", "numpy"],
+                onnx_execution_providers=["CPUExecutionProvider"],
                 save_as_external_data=False,
                 metadata={k: v for k, v in meta.items() if k.startswith("hairseg.")},
             )

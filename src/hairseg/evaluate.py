@@ -1,0 +1,274 @@
+"""Evaluation on the test split: the candidate (fp32 and int8), the champion and baselines,
+all with the same code and the same images.
+
+Every ONNX model runs through :class:`hairseg.inference.OnnxSegmenter` (the serving code
+path). Reported per model: mean IoU, Dice and boundary F1 (with a pixel tolerance), IoU per
+slice of the manifest's metadata, IoU against the threshold, model size and ONNX Runtime
+latency p50/p95 at each batch size. MediaPipe baselines run when their model files exist
+and are recorded as unavailable, with the reason, otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hairseg import imaging
+from hairseg.data.manifest import SLICE_COLUMNS, read_manifest
+from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.inference import OnnxSegmenter
+from hairseg.metrics import boundary_f1, dice, iou
+
+__all__ = [
+    "EvaluateConfig",
+    "ModelEvaluation",
+    "SelfieSegmenter",
+    "TestSet",
+    "evaluate_masks",
+    "evaluate_onnx",
+    "load_test_set",
+    "measure_latency",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``params.yaml`` section ``evaluate``."""
+
+    split: str = "test"
+    threshold: float = 0.5
+    boundary_tolerance_px: int = 2
+    sweep_thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    latency_batch_sizes: tuple[int, ...] = (1, 8)
+    latency_warmup: int = 3
+    latency_repeats: int = 30
+    threads: int = 2
+    gallery_best: int = 4  # gallery rows: a few typical cases ...
+    gallery_worst: int = 4  # ... and the worst ones
+    gallery_shade: str = "copper"
+    selfie_dilate_px: int = 7  # person-mask post-filter: grow the person mask first
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise HairsegError(
+                f"evaluate.threshold must be in (0, 1), got {self.threshold}", exit_code=2
+            )
+        if self.latency_repeats < 1 or any(b < 1 for b in self.latency_batch_sizes):
+            raise HairsegError("evaluate.latency_repeats and batch sizes must be >= 1", exit_code=2)
+
+
+@dataclass
+class TestSet:
+    """The evaluation split in memory, at each image's own resolution."""
+
+    manifest: pd.DataFrame
+    images: list[np.ndarray]
+    masks: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass
+class ModelEvaluation:
+    """Scores of one model on a :class:`TestSet`."""
+
+    name: str
+    per_image: pd.DataFrame  # id, iou, dice, boundary_f1 + slice columns
+    iou_by_threshold: dict[float, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    size_bytes: int | None = None
+    predictions: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, float]:
+        out = {
+            "iou": float(self.per_image["iou"].mean()),
+            "dice": float(self.per_image["dice"].mean()),
+            "boundary_f1": float(self.per_image["boundary_f1"].mean()),
+        }
+        out.update(self.latency_ms)
+        if self.size_bytes is not None:
+            out["size_mb"] = self.size_bytes / 1e6
+        return out
+
+    def slices(self) -> pd.DataFrame:
+        """IoU per value of each slice column: rows (model, slice, value, n, iou)."""
+        rows = []
+        for column in SLICE_COLUMNS:
+            if column not in self.per_image:
+                continue
+            known = self.per_image.dropna(subset=[column])
+            for value, group in known.groupby(column, sort=True):
+                rows.append(
+                    {
+                        "model": self.name,
+                        "slice": column,
+                        "value": str(value),
+                        "n": len(group),
+                        "iou": float(group["iou"].mean()),
+                    }
+                )
+        return pd.DataFrame(rows, columns=["model", "slice", "value", "n", "iou"])
+
+
+def load_test_set(dataset: Path, split: str = "test") -> TestSet:
+    """Read one split (images at their own resolution) and its manifest rows."""
+    df = read_manifest(dataset)
+    df = df[df["split"] == split].sort_values("id").reset_index(drop=True)
+    if df.empty:
+        raise HairsegError(f"dataset {dataset} has no '{split}' images", exit_code=EXIT_USAGE)
+    images = [imaging.read_image(Path(dataset) / p) for p in df["image_path"]]
+    masks = [imaging.read_mask(Path(dataset) / p) for p in df["mask_path"]]
+    return TestSet(df, images, masks)
+
+
+def evaluate_masks(
+    name: str, predictions: Sequence[np.ndarray], test: TestSet, cfg: EvaluateConfig
+) -> ModelEvaluation:
+    """Score predicted 0/255 masks against the truth, image by image."""
+    if len(predictions) != len(test):
+        raise ValueError(f"{len(predictions)} predictions for {len(test)} images")
+    rows = []
+    for pred, truth in zip(predictions, test.masks, strict=True):
+        rows.append(
+            {
+                "iou": iou(pred, truth),
+                "dice": dice(pred, truth),
+                "boundary_f1": boundary_f1(pred, truth, cfg.boundary_tolerance_px),
+            }
+        )
+    per_image = pd.DataFrame(rows)
+    per_image.insert(0, "id", test.manifest["id"].to_numpy())
+    for column in SLICE_COLUMNS:
+        per_image[column] = test.manifest[column].to_numpy()
+    return ModelEvaluation(name=name, per_image=per_image, predictions=list(predictions))
+
+
+def measure_latency(
+    run: Callable[[np.ndarray], Any], batch: np.ndarray, warmup: int, repeats: int
+) -> tuple[float, float]:
+    """p50 and p95 wall-clock milliseconds of ``run(batch)``."""
+    for _ in range(warmup):
+        run(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(batch)
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def evaluate_onnx(
+    name: str,
+    model_path: Path,
+    test: TestSet,
+    cfg: EvaluateConfig,
+    *,
+    person_masks: Sequence[np.ndarray] | None = None,
+) -> ModelEvaluation:
+    """Evaluate an ONNX model under the artifact contract (see :mod:`hairseg.inference`).
+
+    ``person_masks`` (0/255, one per image) restrict the hair mask to the grown person
+    region — the MediaPipe selfie post-filter.
+    """
+    seg = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads)
+    sizes = [img.shape[:2] for img in test.images]
+    logits = []
+    for start in tqdm(range(0, len(test), 8), desc=f"evaluate {name}", leave=False):
+        logits.append(
+            seg.logits(imaging.preprocess(test.images[start : start + 8], seg.input_size))
+        )
+    all_logits = np.concatenate(logits)
+
+    def masks_at(threshold: float) -> list[np.ndarray]:
+        masks = imaging.logits_to_masks(all_logits, sizes, threshold=threshold)
+        if person_masks is not None:
+            masks = [
+                apply_person_filter(m, p, cfg.selfie_dilate_px)
+                for m, p in zip(masks, person_masks, strict=True)
+            ]
+        return masks
+
+    result = evaluate_masks(name, masks_at(cfg.threshold), test, cfg)
+    result.iou_by_threshold = {
+        float(t): float(np.mean([iou(p, m) for p, m in zip(masks_at(t), test.masks, strict=True)]))
+        for t in cfg.sweep_thresholds
+    }
+    result.size_bytes = Path(model_path).stat().st_size
+    rng = np.random.default_rng(0)
+    for batch_size in cfg.latency_batch_sizes:
+        idx = rng.integers(0, len(test), batch_size)
+        batch = imaging.preprocess([test.images[i] for i in idx], seg.input_size)
+        p50, p95 = measure_latency(seg.logits, batch, cfg.latency_warmup, cfg.latency_repeats)
+        result.latency_ms[f"latency_ms_b{batch_size}_p50"] = p50
+        result.latency_ms[f"latency_ms_b{batch_size}_p95"] = p95
+    return result
+
+
+def apply_person_filter(hair: np.ndarray, person: np.ndarray, dilate_px: int) -> np.ndarray:
+    """Keep hair only inside the person mask grown by ``dilate_px`` (strands reach outside)."""
+    import cv2
+
+    grown = person
+    if dilate_px > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1,) * 2)
+        grown = cv2.dilate(person, kernel)
+    return np.where((hair > 127) & (grown > 127), 255, 0).astype(np.uint8)
+
+
+class SelfieSegmenter:
+    """Person (or hair) masks from a MediaPipe Tasks ``ImageSegmenter`` model file.
+
+    Works for the selfie segmenter (a person-confidence mask) and the hair segmenter
+    (category 1 = hair); ``category`` picks the channel. Use as a context manager.
+    """
+
+    def __init__(self, model: Path, *, category: int = 0, threshold: float = 0.5) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.ImageSegmenterOptions(
+            base_options=BaseOptions(model_asset_path=str(model)),
+            output_confidence_masks=True,
+            output_category_mask=False,
+        )
+        self._segmenter = vision.ImageSegmenter.create_from_options(options)
+        self.category = category
+        self.threshold = threshold
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """A 0/255 mask at the image's resolution."""
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        result = self._segmenter.segment(image)
+        masks = result.confidence_masks
+        channel = min(self.category, len(masks) - 1)
+        conf = masks[channel].numpy_view()
+        if conf.ndim == 3:
+            conf = conf[..., 0]
+        if conf.shape != rgb.shape[:2]:
+            import cv2
+
+            conf = cv2.resize(conf, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return np.where(conf >= self.threshold, 255, 0).astype(np.uint8)
+
+    def close(self) -> None:
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+    def __enter__(self) -> SelfieSegmenter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,282 @@
+"""Export to ONNX and quantize to int8 with ONNX Runtime static QDQ quantization.
+
+Both artifacts are kept (``model.fp32.onnx``, ``model.int8.onnx``). The int8 model ships
+only when its validation IoU is within ``max_iou_drop`` of the fp32 model's; otherwise the
+fp32 model ships, and ``selected.json`` says why. Calibration images come from the train
+split and go through :func:`hairseg.imaging.preprocess`, exactly as in serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from hairseg import imaging
+from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.inference import INPUT_NAME, INPUT_SIZE_KEY, OUTPUT_NAME, OnnxSegmenter
+from hairseg.metrics import iou
+from hairseg.model import ModelConfig
+
+__all__ = [
+    "FP32_FILE",
+    "INT8_FILE",
+    "SELECTED_FILE",
+    "QuantizeConfig",
+    "QuantizeResult",
+    "export_onnx",
+    "mean_iou",
+    "quantize",
+    "quantize_int8",
+    "set_metadata",
+]
+
+log = logging.getLogger(__name__)
+
+FP32_FILE = "model.fp32.onnx"
+INT8_FILE = "model.int8.onnx"
+SELECTED_FILE = "selected.json"
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """``params.yaml`` section ``quantize``."""
+
+    opset: int = 17
+    calibration_images: int = 64  # from the train split
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    pre_process: bool = True  # ORT quant_pre_process (shape inference + optimisation) first
+    max_iou_drop: float = 0.01  # int8 ships only within this validation-IoU drop of fp32
+    threshold: float = 0.5
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.opset < 17:
+            raise HairsegError(f"quantize.opset must be >= 17, got {self.opset}", exit_code=2)
+        if self.calibration_images < 1:
+            raise HairsegError("quantize.calibration_images must be >= 1", exit_code=EXIT_USAGE)
+        if not 0 <= self.max_iou_drop <= 1:
+            raise HairsegError("quantize.max_iou_drop must be within [0, 1]", exit_code=EXIT_USAGE)
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    """What shipped and why."""
+
+    variant: Literal["fp32", "int8"]
+    file: str
+    reason: str
+    fp32_val_iou: float
+    int8_val_iou: float | None
+    iou_drop: float | None
+    max_abs_diff_vs_torch: float
+    fp32_bytes: int
+    int8_bytes: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def set_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Add (or overwrite) ``metadata_props`` of an ONNX file in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in metadata.items():
+        if key in existing:
+            existing[key].value = str(value)
+        else:
+            proto.metadata_props.add(key=key, value=str(value))
+    onnx.save(proto, str(path))
+
+
+def export_onnx(
+    model: nn.Module,
+    model_cfg: ModelConfig,
+    path: Path,
+    *,
+    opset: int = 17,
+    metadata: dict[str, str] | None = None,
+) -> float:
+    """Export ``model`` to ``path`` under the artifact contract; return max |ORT − torch|.
+
+    Input ``image`` (N,3,S,S), output ``logits`` (N,1,S,S), dynamic batch axis, metadata
+    ``hairseg.input_size`` = S plus ``metadata``. The exported graph is checked with
+    ``onnx.checker`` and compared with PyTorch on a random batch of two.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    size = model_cfg.input_size
+    model = model.eval().to("cpu")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+        expected = model(dummy).numpy()
+    set_metadata(
+        tmp,
+        {
+            INPUT_SIZE_KEY: str(size),
+            "hairseg.arch": model_cfg.arch,
+            "hairseg.model_name": "hairseg",
+            "hairseg.variant": "fp32",
+            **(metadata or {}),
+        },
+    )
+    onnx.checker.check_model(str(tmp))
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: dummy.numpy()})[0]
+    tmp.replace(path)
+    return float(np.abs(got - expected).max())
+
+
+class _CalibrationReader:
+    """ORT ``CalibrationDataReader``: preprocessed batches of training images."""
+
+    def __init__(self, images: np.ndarray, size: int, batch_size: int = 8) -> None:
+        self.batches: Iterator[np.ndarray] = (
+            imaging.preprocess(list(images[i : i + batch_size]), size)
+            for i in range(0, len(images), batch_size)
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def quantize_int8(
+    fp32_path: Path,
+    int8_path: Path,
+    calibration: np.ndarray,
+    size: int,
+    cfg: QuantizeConfig,
+) -> None:
+    """Static QDQ int8 quantization (per-channel int8 weights, uint8 activations)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(_CalibrationReader, CalibrationDataReader):
+        pass
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    with tempfile.TemporaryDirectory(prefix="hairseg-quant-") as tmp_dir:
+        source = fp32_path
+        if cfg.pre_process:
+            source = Path(tmp_dir) / "pre.onnx"
+            quant_pre_process(str(fp32_path), str(source), skip_symbolic_shape=True)
+        out = Path(tmp_dir) / "int8.onnx"
+        quantize_static(
+            str(source),
+            str(out),
+            Reader(calibration, size),
+            quant_format=QuantFormat.QDQ,
+            per_channel=cfg.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[cfg.calibrate_method],
+            extra_options={"CalibTensorRangeSymmetric": False},
+        )
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+        set_metadata(out, {**meta, "hairseg.variant": "int8"})
+        shutil.move(str(out), int8_path)
+
+
+def mean_iou(model_path: Path, images: np.ndarray, masks: np.ndarray, cfg: QuantizeConfig) -> float:
+    """Mean per-image IoU of an ONNX model (through :class:`OnnxSegmenter`)."""
+    seg = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads)
+    scores = []
+    for start in range(0, len(images), 16):
+        preds = seg.predict(list(images[start : start + 16]))
+        scores += [iou(p, m) for p, m in zip(preds, masks[start : start + 16], strict=True)]
+    return float(np.mean(scores))
+
+
+def quantize(
+    model: nn.Module,
+    model_cfg: ModelConfig,
+    out_dir: Path,
+    calibration: np.ndarray,
+    val_images: np.ndarray,
+    val_masks: np.ndarray,
+    cfg: QuantizeConfig,
+    *,
+    metadata: dict[str, str] | None = None,
+) -> QuantizeResult:
+    """Export fp32, quantize int8, compare on validation, write ``selected.json``."""
+    if len(calibration) == 0 or len(val_images) == 0:
+        raise HairsegError("quantize needs calibration (train) and validation images", exit_code=2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = out_dir / FP32_FILE
+    int8 = out_dir / INT8_FILE
+    diff = export_onnx(model, model_cfg, fp32, opset=cfg.opset, metadata=metadata)
+    if diff > 1e-3:
+        raise HairsegError(f"ONNX export disagrees with PyTorch (max |diff| {diff:.2e} > 1e-3)")
+    fp32_iou = mean_iou(fp32, val_images, val_masks, cfg)
+    int8_iou: float | None = None
+    drop: float | None = None
+    try:
+        quantize_int8(fp32, int8, calibration[: cfg.calibration_images], model_cfg.input_size, cfg)
+        int8_iou = mean_iou(int8, val_images, val_masks, cfg)
+        drop = fp32_iou - int8_iou
+    except HairsegError:
+        raise
+    except Exception as exc:  # ORT quantization errors are many and varied: ship fp32
+        log.warning("int8 quantization failed, shipping fp32: %s", exc)
+        int8.unlink(missing_ok=True)
+        reason = f"int8 quantization failed: {type(exc).__name__}: {exc}"
+    if drop is not None:
+        if drop <= cfg.max_iou_drop:
+            reason = f"int8 val IoU {int8_iou:.4f} within {cfg.max_iou_drop} of fp32 {fp32_iou:.4f}"
+        else:
+            reason = (
+                f"int8 val IoU {int8_iou:.4f} drops {drop:.4f} > max_iou_drop "
+                f"{cfg.max_iou_drop} below fp32 {fp32_iou:.4f}: shipping fp32"
+            )
+    ship_int8 = drop is not None and drop <= cfg.max_iou_drop
+    result = QuantizeResult(
+        variant="int8" if ship_int8 else "fp32",
+        file=INT8_FILE if ship_int8 else FP32_FILE,
+        reason=reason,
+        fp32_val_iou=fp32_iou,
+        int8_val_iou=int8_iou,
+        iou_drop=drop,
+        max_abs_diff_vs_torch=diff,
+        fp32_bytes=fp32.stat().st_size,
+        int8_bytes=int8.stat().st_size if int8.is_file() else None,
+    )
+    (out_dir / SELECTED_FILE).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    return result
