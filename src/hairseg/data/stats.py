@@ -32,8 +32,10 @@ from hairseg.imaging import decode_image, image_statistics, read_mask
 
 __all__ = [
     "DATASET_EPOCH",
+    "DUPLICATE_COLUMNS",
     "STATS_COLUMNS",
     "FaceCounter",
+    "add_duplicate_columns",
     "compute_image_stats",
     "hamming",
     "perceptual_hash",
@@ -75,6 +77,8 @@ STATS_COLUMNS: dict[str, str] = {
     "phash": "string",
     "face_count": "Int64",
 }
+# Added by add_duplicate_columns (dataset-wide, so not part of the per-image computation).
+DUPLICATE_COLUMNS: dict[str, str] = {"duplicate_of": "string", "leaks_with": "string"}
 
 
 def perceptual_hash(rgb: np.ndarray, bits: int = 16) -> str:
@@ -187,6 +191,39 @@ def compute_image_stats(
         df["event_timestamp"] = DATASET_EPOCH
     df = df.astype(STATS_COLUMNS)
     return df.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def add_duplicate_columns(df: pd.DataFrame, max_distance: int) -> pd.DataFrame:
+    """Mark near-duplicates by perceptual-hash distance (exact copies have distance 0).
+
+    ``duplicate_of``: the closest other image of the *same* split within ``max_distance``
+    bits; ``leaks_with``: the closest image of *another* split within it (train/val/test
+    leakage). Ties go to the smaller id, so the result is deterministic.
+    """
+    df = df.copy()
+    for column, dtype in DUPLICATE_COLUMNS.items():
+        df[column] = pd.Series([pd.NA] * len(df), dtype=dtype, index=df.index)
+    hashed = df[df["phash"].notna()]
+    if len(hashed) < 2:
+        return df
+    bits = np.stack(
+        [np.unpackbits(np.frombuffer(bytes.fromhex(h), dtype=np.uint8)) for h in hashed["phash"]]
+    ).astype(np.int32)
+    distance = bits @ (1 - bits).T + (1 - bits) @ bits.T
+    np.fill_diagonal(distance, np.iinfo(np.int32).max)
+    ids = hashed["image_id"].to_numpy()
+    splits = hashed["split"].to_numpy()
+    order = np.argsort(ids, kind="stable")
+    for row, (index, split) in enumerate(zip(hashed.index, splits, strict=True)):
+        near = distance[row] <= max_distance
+        if not near.any():
+            continue
+        for column, pick in (("duplicate_of", splits == split), ("leaks_with", splits != split)):
+            candidates = near & pick
+            if candidates.any():
+                best = min(order[candidates[order]], key=lambda j: distance[row, j])
+                df.loc[index, column] = ids[best]
+    return df
 
 
 def write_stats(df: pd.DataFrame, path: str | Path) -> Path:

@@ -1,0 +1,276 @@
+"""``hairseg data``: generate, ensure, import and validate datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hairseg.errors import EXIT_USAGE, HairsegError
+
+PARAMS_HELP = "params file whose 'data'/'validate' sections give the defaults"
+
+
+def _params(path: Path, explicit: bool) -> dict[str, Any]:
+    """Load params.yaml; a missing default file means built-in defaults."""
+    from hairseg.config import load_params
+
+    if not path.is_file() and not explicit:
+        return {}
+    return load_params(path)
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+
+
+def _data_params(ctx: click.Context, params_file: Path, **overrides: int | None):
+    from hairseg.config import section
+    from hairseg.data.generate import DataParams
+
+    base = section(_params(params_file, _explicit(ctx, "params_file")), "data", DataParams)
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(base, **chosen)
+
+
+def _notice(message: str) -> None:
+    click.echo(f"hairseg: notice: {message}", err=True)
+
+
+params_option = click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="params.yaml",
+    show_default=True,
+    help=PARAMS_HELP,
+)
+
+
+@click.group()
+def data() -> None:
+    """Generate, import, ensure and validate datasets (images/, masks/, manifest.parquet)."""
+
+
+@data.command()
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@params_option
+@click.option("--seed", type=int, help="generator seed [params data.seed]")
+@click.option("--n-train", type=click.IntRange(min=0), help="train images [params data.n_train]")
+@click.option("--n-val", type=click.IntRange(min=0), help="val images [params data.n_val]")
+@click.option("--n-test", type=click.IntRange(min=0), help="test images [params data.n_test]")
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=32, max=2048),
+    help="side in pixels [params data.image_size]",
+)
+@click.option("--overwrite", is_flag=True, help="replace DEST if it is not empty")
+@click.pass_context
+def generate(
+    ctx: click.Context,
+    dest: Path,
+    params_file: Path,
+    seed: int | None,
+    n_train: int | None,
+    n_val: int | None,
+    n_test: int | None,
+    image_size: int | None,
+    overwrite: bool,
+) -> None:
+    """Generate the seeded procedural demo dataset into DEST (same seed, same bytes)."""
+    from hairseg.data.generate import generate_dataset
+
+    params = _data_params(
+        ctx,
+        params_file,
+        seed=seed,
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        image_size=image_size,
+    )
+    result = generate_dataset(dest, params, overwrite=overwrite, progress=True)
+    counts = ", ".join(f"{k}={v}" for k, v in result.counts.items())
+    click.echo(f"generated {sum(result.counts.values())} images ({counts}) in {result.path}")
+
+
+@data.command()
+@params_option
+@click.option(
+    "--dvc-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="data.dvc",
+    show_default=True,
+    help="the `dvc add` file naming the dataset and its hash",
+)
+@click.option(
+    "--provenance",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="artifacts/data_provenance.json",
+    show_default=True,
+    help="where to record how the data was obtained",
+)
+@click.option(
+    "--no-remote", is_flag=True, help="do not try `dvc pull` even if a remote is configured"
+)
+@click.option(
+    "--force", is_flag=True, help="replace a data folder that does not match the .dvc file"
+)
+@click.pass_context
+def ensure(
+    ctx: click.Context,
+    params_file: Path,
+    dvc_file: Path,
+    provenance: Path,
+    no_remote: bool,
+    force: bool,
+) -> None:
+    """Make the data folder match DVC_FILE: keep, `dvc pull`, or regenerate and verify."""
+    from hairseg.data.ensure import ensure_data, write_provenance
+
+    params = _data_params(ctx, params_file)
+    result = ensure_data(
+        Path.cwd(),
+        params,
+        dvc_file=dvc_file,
+        try_remote=not no_remote,
+        force=force,
+        progress=True,
+        notice=_notice,
+    )
+    write_provenance(result.provenance(str(dvc_file)), provenance)
+    click.echo(f"data {result.method}: {result.nfiles} files, md5 {result.data_md5}")
+
+
+@data.command("import")
+@click.argument("kind", type=click.Choice(["celebamask-hq", "figaro1k"]))
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="share of images for val where the source has no val split",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="share for test where the source has no split at all (CelebAMask-HQ without its mapping file)",
+)
+@click.option("--overwrite", is_flag=True, help="replace DEST if it is not empty")
+def import_(
+    kind: str, src: Path, dest: Path, val_fraction: float, test_fraction: float, overwrite: bool
+) -> None:
+    """Convert a public dataset at SRC (KIND: celebamask-hq or figaro1k) into DEST."""
+    from hairseg.data.importers import import_celebamask_hq, import_figaro1k
+
+    if kind == "celebamask-hq":
+        result = import_celebamask_hq(
+            src,
+            dest,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            overwrite=overwrite,
+            progress=True,
+        )
+    else:
+        result = import_figaro1k(
+            src, dest, val_fraction=val_fraction, overwrite=overwrite, progress=True
+        )
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
+    click.echo(
+        f"imported {sum(result.counts.values())} {kind} images ({counts}) into {result.path}"
+    )
+
+
+@data.command()
+@click.argument("dataset", type=click.Path(path_type=Path, file_okay=False), default="data")
+@params_option
+@click.option(
+    "--reports",
+    "reports_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="reports/validation",
+    show_default=True,
+    help="result.json and GX Data Docs go here",
+)
+@click.option(
+    "--stats-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="artifacts/image_stats.parquet",
+    show_default=True,
+    help="the per-image statistics table (Feast image_stats_v1 source)",
+)
+@click.option(
+    "--metrics-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="metrics/validation.json",
+    show_default=True,
+    help="summary numbers for `dvc metrics`",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".hairseg/models/mediapipe",
+    show_default=True,
+    help="where `hairseg models fetch` put the MediaPipe models",
+)
+@click.option("--no-faces", is_flag=True, help="skip MediaPipe face counting")
+@click.pass_context
+def validate(
+    ctx: click.Context,
+    dataset: Path,
+    params_file: Path,
+    reports_dir: Path,
+    stats_out: Path,
+    metrics_out: Path,
+    models_dir: Path,
+    no_faces: bool,
+) -> None:
+    """Validate DATASET with the Great Expectations gate; exit 1 listing failed checks."""
+    from contextlib import ExitStack
+
+    from hairseg.config import section
+    from hairseg.data.stats import write_stats
+    from hairseg.data.validate import ValidateParams, validate_dataset
+    from hairseg.mediapipe_models import FaceDetector, model_path
+
+    if not dataset.is_dir():
+        raise HairsegError(f"dataset folder not found: {dataset}", exit_code=EXIT_USAGE)
+    params = section(
+        _params(params_file, _explicit(ctx, "params_file")), "validate", ValidateParams
+    )
+    with ExitStack() as stack:
+        counter = None
+        model = None if no_faces else model_path("face_detector", models_dir)
+        if model is not None:
+            counter = stack.enter_context(
+                FaceDetector(model, min_confidence=params.face_min_confidence)
+            )
+        elif not no_faces:
+            _notice(f"no MediaPipe face detector in {models_dir}; run `hairseg models fetch`")
+        report = validate_dataset(
+            dataset, params, reports_dir=reports_dir, face_counter=counter, progress=True
+        )
+    write_stats(report.stats, stats_out)
+    metrics_out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_out.with_name(f".{metrics_out.name}.tmp")
+    tmp.write_text(json.dumps(report.metrics(), indent=2, sort_keys=True) + "\n")
+    tmp.replace(metrics_out)
+    if not report.success:
+        for failure in report.failures:
+            click.echo(f"  FAILED {failure.line()}", err=True)
+        raise HairsegError(
+            f"dataset {dataset} failed {len(report.failures)} of {report.n_expectations} checks "
+            f"({', '.join(sorted({f.check for f in report.failures}))}); see {report.result_json}"
+        )
+    click.echo(
+        f"dataset {dataset} passed {report.n_expectations} checks on {report.n_images} images; "
+        f"Data Docs: {report.data_docs}"
+    )
