@@ -23,6 +23,8 @@ from hairseg.data.manifest import write_manifest
 from hairseg.data.stats import compute_image_stats, write_stats
 from hairseg.imaging import write_png
 
+pytestmark = pytest.mark.slow
+
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 

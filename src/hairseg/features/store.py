@@ -228,7 +228,7 @@ def _entity_frame(entity_df: pd.DataFrame, key: str) -> pd.DataFrame:
     if entity_df.empty:
         raise HairsegError("entity frame has no rows", exit_code=EXIT_USAGE)
     out = entity_df[[key, "event_timestamp"]].copy()
-    out[key] = out[key].astype(str)
+    out[key] = out[key].astype("string")
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
     return out
 
@@ -241,7 +241,8 @@ def historical_image_features(
 ) -> pd.DataFrame:
     """Point-in-time join of ``image_stats_v1`` onto ``entity_df`` (image_id, event_timestamp).
 
-    Each row gets the latest feature values with event time at or before its own.
+    Each row gets the latest feature values with event time at or before its own (nulls
+    when there is none); rows come back in ``entity_df`` order, none dropped.
     """
     unknown = sorted(set(features) - set(IMAGE_STATS_FEATURES))
     if unknown:
@@ -252,7 +253,7 @@ def historical_image_features(
     store = feature_store(repo_path, config_file)
     entities = _entity_frame(entity_df, "image_id")
     refs = [f"{IMAGE_STATS_VIEW}:{name}" for name in features]
-    return store.get_historical_features(entity_df=entities, features=refs).to_df()
+    return _point_in_time(store, entities, refs)
 
 
 def training_frame(
@@ -270,7 +271,24 @@ def training_frame(
             exit_code=EXIT_USAGE,
         )
     entities = _entity_frame(entity_df, "image_id")
-    return store.get_historical_features(entity_df=entities, features=services[service]).to_df()
+    return _point_in_time(store, entities, services[service])
+
+
+_ROW = "__hairseg_row"
+
+
+def _point_in_time(store: FeatureStore, entities: pd.DataFrame, features: Any) -> pd.DataFrame:
+    """``get_historical_features``, one output row per entity row, in entity order.
+
+    Feast's file (dask) offline store drops an entity row whose only feature rows lie in
+    its future instead of returning nulls; a training set must not lose rows silently, so
+    the result is joined back onto the entity frame.
+    """
+    keyed = entities.assign(**{_ROW: np.arange(len(entities))})
+    got = store.get_historical_features(entity_df=keyed, features=features).to_df()
+    values = got.drop(columns=[c for c in entities.columns if c in got.columns])
+    out = keyed.merge(values, on=_ROW, how="left", validate="one_to_one")
+    return out.sort_values(_ROW).drop(columns=_ROW).reset_index(drop=True)
 
 
 def _bucket(values: pd.Series, edges: tuple[float, float], labels: tuple[str, str, str]) -> Any:
