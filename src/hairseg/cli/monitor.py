@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from hairseg.config import load_params, section
-from hairseg.errors import EXIT_USAGE, HairsegError
-from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig
+from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig, load_current, load_reference
 
-__all__ = ["monitor"]
+# load_current/load_reference are re-exported for callers that imported them from here.
+__all__ = ["load_current", "load_reference", "monitor"]
 
 log = logging.getLogger(__name__)
 
@@ -22,38 +21,6 @@ log = logging.getLogger(__name__)
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def monitor() -> None:
     """Drift monitoring: training statistics vs inference statistics (Evidently)."""
-
-
-def load_reference(path: Path, cfg: MonitorConfig) -> pd.DataFrame:
-    """Training image statistics: the rows of ``cfg.reference_split`` that decoded."""
-    if not path.is_file():
-        raise HairsegError(
-            f"reference statistics {path} not found (the `validate` DVC stage writes "
-            "artifacts/image_stats.parquet)",
-            exit_code=EXIT_USAGE,
-        )
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:
-        raise HairsegError(f"reference {path} is not a readable parquet file: {exc}") from None
-    if "decodes" in df.columns:
-        df = df[df["decodes"].fillna(False).astype(bool)]
-    if cfg.reference_split:
-        if "split" not in df.columns:
-            raise HairsegError(
-                f"reference {path} has no 'split' column but monitor.reference_split is "
-                f"{cfg.reference_split!r} (set it to '' to use every row)",
-                exit_code=EXIT_USAGE,
-            )
-        df = df[df["split"] == cfg.reference_split]
-    return df.reset_index(drop=True)
-
-
-def load_current(path: Path) -> pd.DataFrame:
-    """Inference statistics: an inference-log folder or one parquet file."""
-    from hairseg.monitoring.inference_log import read_inference_log
-
-    return read_inference_log(path)
 
 
 @monitor.command("drift")

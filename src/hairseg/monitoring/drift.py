@@ -26,6 +26,8 @@ __all__ = [
     "DriftResult",
     "MonitorConfig",
     "check_drift",
+    "load_current",
+    "load_reference",
 ]
 
 log = logging.getLogger(__name__)
@@ -258,6 +260,39 @@ def check_drift(
         drifted_columns,
     )
     return result
+
+
+def load_reference(path: str | Path, cfg: MonitorConfig) -> pd.DataFrame:
+    """Training image statistics: the rows of ``cfg.reference_split`` that decoded."""
+    path = Path(path)
+    if not path.is_file():
+        raise HairsegError(
+            f"reference statistics {path} not found (the `validate` DVC stage writes "
+            "artifacts/image_stats.parquet)",
+            exit_code=EXIT_USAGE,
+        )
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:
+        raise HairsegError(f"reference {path} is not a readable parquet file: {exc}") from None
+    if "decodes" in df.columns:
+        df = df[df["decodes"].fillna(False).astype(bool)]
+    if cfg.reference_split:
+        if "split" not in df.columns:
+            raise HairsegError(
+                f"reference {path} has no 'split' column but monitor.reference_split is "
+                f"{cfg.reference_split!r} (set it to '' to use every row)",
+                exit_code=EXIT_USAGE,
+            )
+        df = df[df["split"] == cfg.reference_split]
+    return df.reset_index(drop=True)
+
+
+def load_current(path: str | Path) -> pd.DataFrame:
+    """Inference statistics: an inference-log folder or one parquet file."""
+    from hairseg.monitoring.inference_log import read_inference_log
+
+    return read_inference_log(path)
 
 
 def _evidently_drifted_count(snapshot: dict[str, Any]) -> int | None:
