@@ -77,6 +77,10 @@ resource "google_sql_database_instance" "mlflow" {
       value = "error"
     }
     database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+    database_flags {
       name  = "log_statement"
       value = "ddl"
     }
