@@ -108,7 +108,10 @@ class KServeConfig:
     # Tag routing exposes the prev/latest revisions at their own URLs; the rollout mirrors
     # ``mirror_requests`` test images to both to measure mask disagreement.
     mirror_requests: int = 20
-    storage_uri_template: str = "{source}"  # how a registry source maps to a storageUri
+    # storageUri of a version: {artifact_uri} (the registry's artifact location, e.g.
+    # s3://bucket/…/artifacts), {version}, {uri} or {source} fill the template.
+    storage_uri_template: str = "{artifact_uri}"
+    model_name: str = "hairseg"  # the predictor's model name in the V1 URL (mirroring)
 
     def __post_init__(self) -> None:
         if self.analysis_window_s < 1 or self.poll_interval_s <= 0 or self.ready_timeout_s <= 0:

@@ -1,0 +1,142 @@
+"""``hairseg rollout``: canary rollout of the candidate, then promotion or rollback.
+
+    hairseg rollout                                  # local backend, models:/hairseg@candidate
+    hairseg rollout --backend kserve --namespace hairseg --name hairseg
+    hairseg rollout --abort                          # roll back an interrupted rollout
+    hairseg rollout --status                         # show the persisted rollout state
+
+Exit codes: 0 promoted / nothing to roll out / aborted cleanly, 3 rolled back, 4 rejected by
+the pre-traffic gate (never got traffic), 1 failure, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["rollout"]
+
+
+@click.command("rollout", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "kserve"]),
+    default=None,
+    help="local: loopback servers + replayed traffic; kserve: the cluster [params rollout.backend].",
+)
+@click.option(
+    "--candidate",
+    "candidate_uri",
+    default="models:/hairseg@candidate",
+    show_default=True,
+    help="The version to roll out: models:/hairseg@ALIAS or models:/hairseg/N.",
+)
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="Dataset whose split is replayed (local) or mirrored (kserve).",
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("params.yaml"),
+    show_default=True,
+    help="params.yaml with the rollout: section.",
+)
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="MLflow tracking/registry URI [env MLFLOW_TRACKING_URI, else .hairseg/mlflow.db].",
+)
+@click.option(
+    "--reports-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports/rollout"),
+    show_default=True,
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".hairseg/rollout_state.json"),
+    show_default=True,
+    help="Local backend: where rollout state and the route table persist.",
+)
+@click.option("--namespace", default=None, help="kserve: namespace [params rollout.kserve].")
+@click.option("--name", default=None, help="kserve: InferenceService name [params].")
+@click.option("--prometheus-url", default=None, help="kserve: Prometheus base URL [params].")
+@click.option("--kube-context", default=None, help="kserve: kubeconfig context.")
+@click.option("--abort", is_flag=True, help="Roll back an in-flight rollout and stop.")
+@click.option("--status", "show_status", is_flag=True, help="Print the persisted state and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
+def rollout(
+    backend: str | None,
+    candidate_uri: str,
+    dataset: Path,
+    params_path: Path,
+    tracking_uri: str | None,
+    reports_dir: Path,
+    state_path: Path,
+    namespace: str | None,
+    name: str | None,
+    prometheus_url: str | None,
+    kube_context: str | None,
+    abort: bool,
+    show_status: bool,
+    as_json: bool,
+) -> None:
+    """Canary-roll the candidate out; promote it to champion or roll it back."""
+    from hairseg import registry
+    from hairseg.config import load_params
+    from hairseg.rollout.config import load_rollout_config
+    from hairseg.rollout.engine import run_rollout
+    from hairseg.rollout.factory import make_backend
+    from hairseg.rollout.models import ModelRegistry
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    params = load_params(params_path) if params_path.is_file() else {}
+    cfg = load_rollout_config(params)
+    kserve_overrides = {
+        k: v
+        for k, v in {"namespace": namespace, "name": name, "prometheus_url": prometheus_url}.items()
+        if v is not None
+    }
+    cfg = dataclasses.replace(
+        cfg,
+        backend=backend or cfg.backend,
+        kserve=dataclasses.replace(cfg.kserve, **kserve_overrides),
+    )
+    uri = tracking_uri or registry.default_tracking_uri(Path.cwd())
+    models = ModelRegistry(uri, Path(".hairseg") / "rollout" / "models")
+    target = make_backend(
+        cfg,
+        models,
+        backend=cfg.backend,
+        dataset=dataset,
+        state_path=state_path,
+        kube_context=kube_context,
+    )
+    if show_status:
+        state = target.load_state()
+        click.echo(json.dumps(state, indent=2, sort_keys=True) if state else "no rollout state")
+        target.close()
+        return
+    result = run_rollout(
+        cfg, target, models, candidate_uri=candidate_uri, reports_dir=reports_dir, abort=abort
+    )
+    if as_json:
+        click.echo(json.dumps(result.record, indent=2, sort_keys=True, default=str))
+    click.echo(
+        result.summary() + (f" — record: {result.record_path}" if result.record_path else "")
+    )
+    if result.exit_code:
+        sys.exit(result.exit_code)  # rolled back (3) / rejected (4): not errors, but not shipped

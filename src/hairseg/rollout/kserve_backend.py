@@ -1,0 +1,463 @@
+"""The cluster backend: one KServe InferenceService in Serverless (Knative) mode.
+
+KServe splits traffic between the previously rolled-out revision and the latest one with
+``spec.predictor.canaryTrafficPercent``; only the Serverless (Knative) deployment mode
+supports that (RawDeployment / "Standard" has no revisions to split between), which
+:meth:`KServeBackend.preflight` checks before anything moves.
+
+Each step is one JSON merge-patch on the InferenceService (``application/merge-patch+json``)
+carrying the new ``storageUri``, ``canaryTrafficPercent`` *and* the rollout state in the
+annotation ``hairseg.io/rollout-state`` — traffic and state change atomically. Metrics come
+from Prometheus (Knative queue-proxy series, labelled by ``revision_name``); mask
+disagreement from mirroring test images to the ``prev`` and ``latest`` tag URLs that
+KServe's tag routing (``serving.kserve.io/enable-tag-routing``) exposes.
+
+The Kubernetes API is reached through ``kubernetes.client.CustomObjectsApi`` (and
+``CoreV1Api`` for KServe's config map); this module never imports ``kserve``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.rollout.config import KServeConfig, PolicyConfig
+from hairseg.rollout.models import ModelRef, ModelRegistry
+from hairseg.rollout.policy import ArmMetrics, StepObservation
+from hairseg.rollout.servers import PredictorProcess, smoke_test
+from hairseg.rollout.traffic import (
+    PredictError,
+    PredictorClient,
+    TrafficImage,
+    load_traffic_sample,
+    mask_disagreement,
+)
+
+__all__ = [
+    "GROUP",
+    "PLURAL",
+    "STATE_ANNOTATION",
+    "VERSION",
+    "KServeBackend",
+    "PrometheusClient",
+    "revision_queries",
+]
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+STATE_ANNOTATION = "hairseg.io/rollout-state"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+# KServe < 0.15 says Serverless/RawDeployment; newer releases Knative/Standard.
+CANARY_MODES = ("Serverless", "Knative")
+KSERVE_NAMESPACE, KSERVE_CONFIGMAP = "kserve", "inferenceservice-config"
+
+
+def revision_queries(namespace: str, revision: str, window_s: int) -> dict[str, str]:
+    """PromQL for one Knative revision over the last ``window_s`` seconds.
+
+    Knative's queue-proxy exports ``revision_app_request_count`` (labels ``namespace_name``,
+    ``revision_name``, ``response_code_class``…) and the ``revision_app_request_latencies``
+    histogram in milliseconds for every request that reached the user container.
+    """
+    sel = f'namespace_name="{namespace}",revision_name="{revision}"'
+    w = f"{int(window_s)}s"
+    return {
+        "requests": f"sum(increase(revision_app_request_count{{{sel}}}[{w}]))",
+        "errors": f'sum(increase(revision_app_request_count{{{sel},response_code_class="5xx"}}[{w}]))',
+        "p95_ms": "histogram_quantile(0.95, sum by (le) "
+        f"(rate(revision_app_request_latencies_bucket{{{sel}}}[{w}])))",
+    }
+
+
+class PrometheusClient:
+    """Instant queries against the Prometheus HTTP API (``GET /api/v1/query``)."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 15.0) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(timeout=timeout_s)
+
+    def scalar(self, query: str) -> float | None:
+        """The single value of an instant vector query (None for an empty result or NaN)."""
+        import httpx
+
+        url = f"{self.base_url}/api/v1/query"
+        try:
+            resp = self._client.get(url, params={"query": query})
+        except httpx.HTTPError as exc:
+            raise HairsegError(f"Prometheus at {self.base_url} unreachable: {exc}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            raise HairsegError(
+                f"Prometheus answered HTTP {resp.status_code} with non-JSON: {resp.text[:200]}"
+            ) from None
+        if resp.status_code != 200 or body.get("status") != "success":
+            raise HairsegError(
+                f"Prometheus query failed (HTTP {resp.status_code}): "
+                f"{body.get('errorType', '')} {body.get('error', '')} — query: {query}"
+            )
+        data = body.get("data", {})
+        if data.get("resultType") not in ("vector", "scalar"):
+            raise HairsegError(f"Prometheus returned {data.get('resultType')!r} for {query}")
+        result = data.get("result") or []
+        if data["resultType"] == "scalar":
+            result = [{"value": result}]
+        if not result:
+            return None
+        if len(result) > 1:
+            raise HairsegError(f"Prometheus returned {len(result)} series for {query}; expected 1")
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) or math.isinf(value) else value
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class KServeBackend:
+    """Canary steps on a KServe InferenceService; metrics from Prometheus."""
+
+    name = "kserve"
+
+    def __init__(
+        self,
+        cfg: KServeConfig,
+        policy: PolicyConfig,
+        models: ModelRegistry,
+        *,
+        custom_api: Any,
+        core_api: Any | None = None,
+        prometheus: PrometheusClient | None = None,
+        dataset: str | Path | None = None,
+        split: str = "test",
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        start_timeout_s: float = 120.0,
+    ) -> None:
+        self.cfg = cfg
+        self.policy = policy
+        self.models = models
+        self.api = custom_api
+        self.core_api = core_api
+        self.prometheus = prometheus or PrometheusClient(cfg.prometheus_url)
+        self.dataset = Path(dataset) if dataset else None
+        self.split = split
+        self.sleep = sleep
+        self.clock = clock
+        self.start_timeout_s = start_timeout_s
+        self._sample: list[TrafficImage] | None = None
+        self._revisions: dict[str, str | None] = {"canary": None, "stable": None}
+
+    # -- Kubernetes access ----------------------------------------------------------------
+    @property
+    def _where(self) -> str:
+        return f"InferenceService {self.cfg.namespace}/{self.cfg.name}"
+
+    def _get(self) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.api.get_namespaced_custom_object(
+                GROUP, VERSION, self.cfg.namespace, PLURAL, self.cfg.name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise HairsegError(
+                    f"{self._where} not found: apply serving/manifests first", exit_code=EXIT_USAGE
+                ) from None
+            raise HairsegError(f"cannot read {self._where}: {exc.status} {exc.reason}") from None
+
+    def _patch(self, body: dict[str, Any]) -> dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        log.info("patch %s: %s", self._where, json.dumps(body)[:400])
+        try:
+            return self.api.patch_namespaced_custom_object(
+                GROUP, VERSION, self.cfg.namespace, PLURAL, self.cfg.name, body
+            )
+        except ApiException as exc:
+            raise HairsegError(
+                f"cannot patch {self._where}: {exc.status} {exc.reason} {str(exc.body)[:200]}"
+            ) from None
+
+    def _state_patch(self, state: dict[str, Any] | None) -> dict[str, Any]:
+        value = None if state is None else json.dumps(state, sort_keys=True, default=str)
+        return {"metadata": {"annotations": {STATE_ANNOTATION: value}}}
+
+    # -- protocol -------------------------------------------------------------------------
+    def preflight(self) -> None:
+        isvc = self._get()
+        mode = (isvc.get("metadata", {}).get("annotations") or {}).get(MODE_ANNOTATION)
+        source = f"annotation {MODE_ANNOTATION}"
+        if not mode:
+            mode = (isvc.get("status") or {}).get("deploymentMode")
+            source = "status.deploymentMode"
+        if not mode:
+            mode, source = self._default_mode()
+        if mode not in CANARY_MODES:
+            raise HairsegError(
+                f"{self._where} runs in KServe deployment mode {mode!r} ({source}); canary "
+                f"traffic splitting needs Serverless (Knative) mode: set annotation "
+                f"{MODE_ANNOTATION}: Serverless (KServe >= 0.15: Knative) or use --backend local",
+                exit_code=EXIT_USAGE,
+            )
+        model = (isvc.get("spec", {}).get("predictor") or {}).get("model")
+        if not isinstance(model, dict) or "storageUri" not in model:
+            raise HairsegError(
+                f"{self._where} has no spec.predictor.model.storageUri; the rollout swaps "
+                "model versions through it (see serving/manifests)",
+                exit_code=EXIT_USAGE,
+            )
+
+    def _default_mode(self) -> tuple[str, str]:
+        where = f"config map {KSERVE_NAMESPACE}/{KSERVE_CONFIGMAP}"
+        if self.core_api is None:
+            return "Serverless", "KServe's built-in default (config map not consulted)"
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            cm = self.core_api.read_namespaced_config_map(KSERVE_CONFIGMAP, KSERVE_NAMESPACE)
+        except ApiException as exc:
+            raise HairsegError(
+                f"cannot read {where} to learn KServe's default deployment mode "
+                f"({exc.status} {exc.reason}); set annotation {MODE_ANNOTATION} on {self._where}"
+            ) from None
+        data = cm.data if hasattr(cm, "data") else cm.get("data")
+        try:
+            deploy = json.loads((data or {}).get("deploy") or "{}")
+        except json.JSONDecodeError:
+            raise HairsegError(f"{where} key 'deploy' is not JSON") from None
+        return str(deploy.get("defaultDeploymentMode") or "Serverless"), f"{where} deploy"
+
+    def load_state(self) -> dict[str, Any] | None:
+        raw = (self._get().get("metadata", {}).get("annotations") or {}).get(STATE_ANNOTATION)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise HairsegError(
+                f"annotation {STATE_ANNOTATION} on {self._where} is not JSON; remove it "
+                "(kubectl annotate isvc ... hairseg.io/rollout-state-) after checking traffic"
+            ) from None
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        self._patch(self._state_patch(state))
+
+    def sample(self) -> list[TrafficImage]:
+        if self._sample is None:
+            self._sample = (
+                load_traffic_sample(self.dataset, self.split) if self.dataset is not None else []
+            )
+        return self._sample
+
+    def gate(self, candidate: ModelRef, stable: ModelRef) -> dict[str, Any]:
+        """Load the candidate in the real serving code on loopback; one smoke request."""
+        from hairseg import imaging
+
+        sample = self.sample()
+        if sample:
+            image, image_id = sample[0].data, sample[0].id
+        else:  # no dataset given: a deterministic synthetic image
+            rng = np.random.default_rng(0)
+            image, image_id = imaging.encode_png(rng.integers(0, 256, (64, 64, 3), np.uint8)), "-"
+        h, w = imaging.decode_image(image).shape[:2]
+        with PredictorProcess(
+            self.models.fetch_onnx(candidate),
+            label=f"candidate (v{candidate.version})",
+            model_name=self.cfg.model_name,
+            start_timeout_s=self.start_timeout_s,
+        ) as server:
+            latency = smoke_test(server, image, (h, w))
+        return {"smoke_image": image_id, "smoke_latency_ms": round(latency, 2)}
+
+    def shift(self, candidate: ModelRef, stable: ModelRef, percent: int, state: dict) -> None:
+        body = self._state_patch(state)
+        body["metadata"]["annotations"][TAG_ROUTING_ANNOTATION] = "true"
+        body["spec"] = {
+            "predictor": {
+                "canaryTrafficPercent": percent,
+                "model": {
+                    "storageUri": self.models.storage_uri(candidate, self.cfg.storage_uri_template)
+                },
+            }
+        }
+        self._patch(body)
+        predictor = self._wait(f"canary at {percent}%", lambda p: _canary_share(p) == percent)
+        self._revisions = {
+            "canary": predictor.get("latestReadyRevision"),
+            "stable": _stable_revision(predictor),
+        }
+
+    def promote(self, candidate: ModelRef, stable: ModelRef, state: dict) -> None:
+        body = self._state_patch(state)
+        body["spec"] = {"predictor": {"canaryTrafficPercent": 100}}
+        self._patch(body)
+        self._wait("all traffic on the candidate", lambda p: _canary_share(p) == 100)
+        # Drop the field: the spec now simply serves the candidate, as a fresh deploy would.
+        body = self._state_patch(state)
+        body["spec"] = {"predictor": {"canaryTrafficPercent": None}}
+        self._patch(body)
+
+    def rollback(self, candidate: ModelRef, stable: ModelRef, state: dict) -> None:
+        # 1. Traffic first: every request back on the stable revision at once.
+        body = self._state_patch(state)
+        body["spec"] = {"predictor": {"canaryTrafficPercent": 0}}
+        self._patch(body)
+        self._wait("all traffic back on stable", lambda p: _canary_share(p) in (0, None))
+        # 2. Then the spec: storageUri back to the champion's, no canary field. KServe rolls
+        # out a fresh revision of the champion model and moves traffic once it is ready.
+        body = self._state_patch(state)
+        body["spec"] = {
+            "predictor": {
+                "canaryTrafficPercent": None,
+                "model": {
+                    "storageUri": self.models.storage_uri(stable, self.cfg.storage_uri_template)
+                },
+            }
+        }
+        self._patch(body)
+        self._wait("the champion's spec rolled out", lambda p: _canary_share(p) == 100)
+
+    def observe(self, percent: int) -> tuple[StepObservation, dict[str, Any]]:
+        """Wait one analysis window, then read both revisions' metrics from Prometheus."""
+        canary_rev, stable_rev = self._revisions["canary"], self._revisions["stable"]
+        if not canary_rev or not stable_rev:
+            raise HairsegError(f"{self._where} status names no canary/stable revision pair")
+        self.sleep(self.cfg.analysis_window_s)
+        canary = self._arm(canary_rev)
+        stable = self._arm(stable_rev)
+        mirrored, disagreement, mirror_details = self._mirror()
+        details = {
+            "canary_revision": canary_rev,
+            "stable_revision": stable_rev,
+            "window_s": self.cfg.analysis_window_s,
+            **mirror_details,
+        }
+        return StepObservation(canary, stable, mirrored, disagreement), details
+
+    def close(self) -> None:
+        self.prometheus.close()
+
+    # -- helpers --------------------------------------------------------------------------
+    def _arm(self, revision: str) -> ArmMetrics:
+        q = revision_queries(self.cfg.namespace, revision, self.cfg.analysis_window_s)
+        requests = round(self.prometheus.scalar(q["requests"]) or 0.0)
+        errors = min(requests, round(self.prometheus.scalar(q["errors"]) or 0.0))
+        p95 = self.prometheus.scalar(q["p95_ms"]) if requests else None
+        return ArmMetrics(requests=requests, errors=errors, p95_ms=p95)
+
+    def _mirror(self) -> tuple[int, float | None, dict[str, Any]]:
+        """Send test images to the ``latest`` and ``prev`` tag URLs; mean 1 - IoU."""
+        if self.cfg.mirror_requests <= 0:
+            return 0, None, {"mirror": "off (rollout.kserve.mirror_requests: 0)"}
+        predictor = _predictor_status(self._get())
+        urls = {t.get("tag"): t.get("url") for t in predictor.get("traffic") or []}
+        if not urls.get("latest") or not urls.get("prev"):
+            return 0, None, {"mirror": "no prev/latest tag URLs in status (tag routing off?)"}
+        sample = self.sample()
+        if not sample:
+            return 0, None, {"mirror": "no dataset to mirror"}
+        canary = PredictorClient(urls["latest"], self.cfg.model_name)
+        stable = PredictorClient(urls["prev"], self.cfg.model_name)
+        scores: list[float] = []
+        failures = {"latest": 0, "prev": 0}
+        try:
+            for i in range(self.cfg.mirror_requests):
+                image = sample[i % len(sample)]
+                try:
+                    a, _ = canary.predict_mask(image.data)
+                except PredictError:
+                    failures["latest"] += 1
+                    continue
+                try:
+                    b, _ = stable.predict_mask(image.data)
+                except PredictError:
+                    failures["prev"] += 1
+                    continue
+                scores.append(mask_disagreement(a, b))
+        finally:
+            canary.close()
+            stable.close()
+        details = {"mirror_failures": failures, "mirror_urls": urls}
+        return len(scores), (float(np.mean(scores)) if scores else None), details
+
+    def _wait(self, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Poll the ISVC until the latest revision is ready and ``done(predictor status)``."""
+        deadline = self.clock() + self.cfg.ready_timeout_s
+        while True:
+            isvc = self._get()
+            predictor = _predictor_status(isvc)
+            failed = _failed_condition(isvc)
+            if failed:
+                raise HairsegError(f"{self._where} is not ready while waiting for {what}: {failed}")
+            latest_ready = predictor.get("latestReadyRevision")
+            settled = latest_ready and latest_ready == predictor.get("latestCreatedRevision")
+            if settled and _is_ready(isvc) and done(predictor):
+                return predictor
+            if self.clock() > deadline:
+                raise HairsegError(
+                    f"{self._where}: timed out after {self.cfg.ready_timeout_s:.0f} s waiting "
+                    f"for {what} (traffic: {predictor.get('traffic')})"
+                )
+            self.sleep(self.cfg.poll_interval_s)
+
+
+def _predictor_status(isvc: dict[str, Any]) -> dict[str, Any]:
+    return ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+
+
+def _conditions(isvc: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((isvc.get("status") or {}).get("conditions") or [])
+
+
+def _is_ready(isvc: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in _conditions(isvc))
+
+
+def _failed_condition(isvc: dict[str, Any]) -> str | None:
+    """A predictor condition that says the new revision failed (not merely in progress)."""
+    for c in _conditions(isvc):
+        if (
+            c.get("type") in ("PredictorReady", "LatestDeploymentReady")
+            and c.get("status") == "False"
+            and c.get("reason") in _FAILED_REASONS
+        ):
+            return f"{c.get('type')}: {c.get('reason')} {c.get('message', '')}".strip()
+    return None
+
+
+_FAILED_REASONS = ("RevisionFailed", "RevisionMissing", "ContainerMissing")
+
+
+def _canary_share(predictor: dict[str, Any]) -> int | None:
+    """The share of the latest revision in ``status.components.predictor.traffic``."""
+    traffic = predictor.get("traffic") or []
+    latest = predictor.get("latestReadyRevision")
+    share = 0
+    found = False
+    for t in traffic:
+        if t.get("latestRevision") or (latest and t.get("revisionName") == latest):
+            share += int(t.get("percent") or 0)
+            found = True
+    return share if found else None
+
+
+def _stable_revision(predictor: dict[str, Any]) -> str | None:
+    """The revision serving the non-canary share (KServe: ``previousRolledoutRevision``)."""
+    latest = predictor.get("latestReadyRevision")
+    for t in predictor.get("traffic") or []:
+        if not t.get("latestRevision") and t.get("revisionName") != latest:
+            return t.get("revisionName")
+    return predictor.get("previousRolledoutRevision")
