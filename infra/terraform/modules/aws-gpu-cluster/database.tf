@@ -75,8 +75,8 @@ resource "aws_db_instance" "mlflow" {
   skip_final_snapshot                 = false
   final_snapshot_identifier           = "${var.name}-mlflow-final"
   enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
-  performance_insights_enabled        = true
-  performance_insights_kms_key_id     = aws_kms_key.data.arn
+  performance_insights_enabled        = var.database_performance_insights
+  performance_insights_kms_key_id     = var.database_performance_insights ? aws_kms_key.data.arn : null
 
   tags = local.tags
 }

@@ -237,6 +237,12 @@ variable "database_multi_az" {
   default     = false
 }
 
+variable "database_performance_insights" {
+  type        = bool
+  description = "Enable Performance Insights (7 days free); turn off if RDS rejects it for a small instance class."
+  default     = true
+}
+
 variable "database_deletion_protection" {
   type        = bool
   description = "Protect the MLflow database from deletion; set false before terraform destroy."
