@@ -1,11 +1,11 @@
 """Data components: make the dataset (DVC stage ``data``) and validate it (stage ``validate``)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 
 from hairseg_components.image import BASE_IMAGE
 
-__all__ = ["generate_data"]
+__all__ = ["generate_data", "validate_data"]
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
@@ -26,3 +26,47 @@ def generate_data(data_params: dict, dataset: Output[Dataset]) -> None:
             **{f"n_{split}": n for split, n in result.counts.items()},
         }
     )
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+def validate_data(
+    dataset: Input[Dataset],
+    data_params: dict,
+    validate_params: dict,
+    image_stats: Output[Dataset],
+    validation_metrics: Output[Metrics],
+    data_docs: Output[HTML],
+    validation_report: Output[Artifact],
+) -> None:
+    """The Great Expectations gate: ``hairseg data validate`` (DVC stage ``validate``).
+
+    Fails the step, as the DVC stage does, when an expectation fails. Outputs the per-image
+    statistics table (Feast ``image_stats_v1`` source, drift reference), the validation
+    result page of the Data Docs as the step's HTML view, and the whole Data Docs site with
+    ``result.json`` for download."""
+    import shutil
+    from pathlib import Path
+
+    from hairseg_components.runtime import (
+        hairseg_cli,
+        log_metrics,
+        read_json,
+        workdir,
+        write_params,
+    )
+
+    with workdir() as work:
+        params = write_params(
+            work / "params.yaml", {"data": data_params, "validate": validate_params}
+        )
+        reports = Path(validation_report.path)
+        hairseg_cli(
+            "data", "validate", dataset.path, "--params", params, "--reports", reports,
+            "--stats-out", image_stats.path, "--metrics-out", reports / "validation.json",
+        )  # fmt: skip
+    metrics = read_json(reports / "validation.json")
+    log_metrics(validation_metrics, metrics)
+    pages = sorted((reports / "data_docs" / "validations").rglob("*.html"))
+    shutil.copyfile(pages[-1] if pages else reports / "data_docs" / "index.html", data_docs.path)
+    image_stats.metadata.update({"format": "parquet", "rows": metrics["n_images"]})
+    validation_report.metadata["success"] = bool(metrics["success"])

@@ -8,19 +8,24 @@ moving folders into artifacts and recording metadata. No stage logic lives here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
+    "hairseg_cli",
     "ints_back",
     "log_metrics",
     "materialize_dir",
+    "read_json",
     "stage_config",
+    "workdir",
     "write_json",
+    "write_params",
 ]
 
 T = TypeVar("T")
@@ -87,3 +92,56 @@ def write_json(path: str | os.PathLike[str], value: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
     return path
+
+
+def write_params(path: str | os.PathLike[str], sections: Mapping[str, Any]) -> Path:
+    """Write a ``params.yaml`` holding ``sections`` (KFP dicts, ints restored)."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {name: ints_back(dict(value or {})) for name, value in sections.items()}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    """A fresh scratch folder as the working directory (the image's WORKDIR is read-only
+    for the step's user, and commands keep caches relative to it)."""
+    import tempfile
+
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="hairseg-step-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            os.chdir(previous)
+
+
+def hairseg_cli(*args: str | os.PathLike[str]) -> None:
+    """Run ``hairseg ARGS...`` in this process: the very command the DVC stage runs.
+
+    Errors surface as :class:`~hairseg.errors.HairsegError` (the step fails with its
+    one-line message); a non-zero ``sys.exit`` from a command becomes one too.
+    """
+    import click
+
+    from hairseg.cli import cli
+    from hairseg.errors import EXIT_USAGE, HairsegError
+
+    argv = [str(a) for a in args]
+    try:
+        cli.main(args=argv, prog_name="hairseg", standalone_mode=False)
+    except click.ClickException as exc:
+        raise HairsegError(
+            f"`hairseg {' '.join(argv)}`: {exc.format_message()}", exit_code=EXIT_USAGE
+        ) from None
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise HairsegError(f"`hairseg {' '.join(argv)}` exited with {exc.code}") from None

@@ -5,7 +5,6 @@ Evidently report renders in the UI and the step returns ``drifted`` (a scheduler
 recurring run acts on it, as on ``hairseg monitor drift``'s exit code 3).
 """
 
-
 from collections.abc import Mapping
 from typing import Any
 

@@ -12,6 +12,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,13 @@ def connect(
     kwargs: dict[str, Any] = {"host": host.rstrip("/"), "existing_token": token or None}
     if namespace:
         kwargs["namespace"] = namespace
-    with _kfp_errors(host, "connecting"), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        _kfp_errors(host, "connecting"),
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
+        # "This client only works with Kubeflow Pipeline v2.0.0-beta.2 and later": noise
+        warnings.simplefilter("ignore", FutureWarning)
         return kfp.Client(**kwargs)
 
 

@@ -24,8 +24,15 @@ __all__ = ["TINY", "LocalRun", "deep_merge", "local_arguments", "run_local"]
 log = logging.getLogger(__name__)
 
 # Small enough for a laptop or CI (a few minutes on 2 cores), big enough to exercise every step.
+# The gate is opened wide: a one-epoch model on 12 images is not meant to be good, and the
+# run must still exercise register (and rollout) behind the gate.
 TINY: dict[str, dict[str, Any]] = {
     "data_params": {"n_train": 12, "n_val": 4, "n_test": 4, "image_size": 64},
+    "model_params": {"input_size": 64},
+    "train_params": {"epochs": 1, "batch_size": 4, "crop_size": 32, "patience": 1, "threads": 1},
+    "quantize_params": {"calibration_images": 4},
+    "evaluate_params": {"latency_batch_sizes": [1], "latency_repeats": 2, "threads": 1},
+    "gate_params": {"iou_tolerance": 1.0, "min_iou": 0.0, "latency_budget_ms": 10000.0},
 }
 
 
@@ -57,6 +64,7 @@ def local_arguments(
     local = {
         "mlflow_tracking_uri": tracking_uri or default_tracking_uri(root),
         "feast_repo": str(root / "feature_repo"),
+        "feast_config": "feature_store.yaml",
         "git_commit": git_commit(root)[0] or "",
     }
     args.update({k: v for k, v in local.items() if k in args})

@@ -1,40 +1,71 @@
 """The training pipeline ``hairseg-training``: the DAG ``dvc repro`` runs, as KFP steps.
 
-data → validate → features → train → quantize → evaluate → gate
-    → if the gate passed: register → canary rollout
+data → validate → features → train (GPU) → quantize → evaluate → gate
+    → if the gate passed: register
 
-Every step is a component from :mod:`hairseg_components` calling the same core function
-as the matching ``hairseg`` command / DVC stage. Parameters mirror ``params.yaml``: one
-``dict`` per section (defaults are that section at compile time), plus where the MLflow
-server and Feast repo are.
+Every step is a component from :mod:`hairseg_components` running the same ``hairseg``
+command / core function as the matching DVC stage. Parameters mirror ``params.yaml``:
+one ``dict`` per section (``train_params`` = section ``train``; defaults are the file's
+values at compile time), plus where MLflow and the Feast repo are and the git commit
+(lineage).
 """
-
 
 from collections.abc import Mapping
 from typing import Any
 
 from hairseg_components import BASE_IMAGE
-from hairseg_components.data import generate_data
-from kfp import dsl
+from hairseg_components.data import generate_data, validate_data
+from hairseg_components.features import build_features
+from hairseg_components.lifecycle import (
+    evaluate_model,
+    gate_model,
+    quantize_model,
+    register_model,
+    train_model,
+)
+from kfp import dsl, kubernetes
 
 from hairseg_pipelines.versioning import PIPELINE_VERSION, TRAINING_PIPELINE
 
-__all__ = ["CLUSTER_MLFLOW_URI", "SECTIONS", "build_training_pipeline"]
+__all__ = [
+    "CLUSTER_FEAST_REPO",
+    "CLUSTER_MLFLOW_URI",
+    "GPU_NODE_LABEL",
+    "GPU_TAINT",
+    "SECTIONS",
+    "build_training_pipeline",
+]
 
-# The in-cluster MLflow service the ml-platform Terraform module installs
-# (output `mlflow.tracking_uri`).
+# The in-cluster MLflow service of the ml-platform Terraform module (output `mlflow`).
 CLUSTER_MLFLOW_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
+# The Feast repo inside the project image (Dockerfile) and its cluster configuration.
+CLUSTER_FEAST_REPO = "/opt/hairseg/feature_repo"
+CLUSTER_FEAST_CONFIG = "feature_store.cluster.yaml"
+# What the Terraform GPU node pools carry (infra/terraform/modules/*-gpu-cluster).
+GPU_NODE_LABEL = ("hairseg.io/accelerator", "nvidia-gpu")
+GPU_TAINT = {
+    "key": "nvidia.com/gpu",
+    "operator": "Equal",
+    "value": "present",
+    "effect": "NoSchedule",
+}
 
-# params.yaml sections that become pipeline parameters (``<section>_params``).
-SECTIONS = ("data",)
-
-
-def _defaults(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: dict(params.get(name) or {}) for name in SECTIONS}
+# params.yaml sections that become pipeline parameters ``<section>_params``.
+SECTIONS = (
+    "data",
+    "validate",
+    "features",
+    "model",
+    "train",
+    "quantize",
+    "evaluate",
+    "gate",
+    "register",
+)
 
 
 def _step(task: Any, image: str, display_name: str, *, cache: bool) -> Any:
-    """Image, name and caching every task gets."""
+    """Image, display name and caching for a task."""
     return task.set_container_image(image).set_display_name(display_name).set_caching_options(cache)
 
 
@@ -43,24 +74,141 @@ def build_training_pipeline(
     *,
     image: str = BASE_IMAGE,
     tracking_uri: str = CLUSTER_MLFLOW_URI,
+    feast_repo: str = CLUSTER_FEAST_REPO,
+    feast_config: str = CLUSTER_FEAST_CONFIG,
 ) -> Any:
     """The ``hairseg-training`` pipeline with defaults from ``params`` (``params.yaml``)."""
-    d = _defaults(params)
+    d = {name: dict(params.get(name) or {}) for name in SECTIONS}
 
+    # KFP reads parameter defaults from the signature, hence the dict defaults (B006).
     @dsl.pipeline(
         name=TRAINING_PIPELINE,
         display_name=f"hairseg training {PIPELINE_VERSION}",
         description=(
-            f"hairseg {PIPELINE_VERSION}: demo data -> validate -> features -> train -> quantize "
-            "-> evaluate -> gate -> (gate passed) register -> canary rollout. Same core "
-            "functions as `dvc repro`."
+            f"hairseg {PIPELINE_VERSION}: demo data -> validate (Great Expectations) -> Feast "
+            "features -> train (GPU) -> quantize (ONNX int8) -> evaluate -> gate -> (gate "
+            "passed) register in MLflow. Same commands as `dvc repro`."
         ),
     )
     def hairseg_training(
         data_params: dict = d["data"],
+        validate_params: dict = d["validate"],
+        features_params: dict = d["features"],
+        model_params: dict = d["model"],
+        train_params: dict = d["train"],
+        quantize_params: dict = d["quantize"],
+        evaluate_params: dict = d["evaluate"],
+        gate_params: dict = d["gate"],
+        register_params: dict = d["register"],
         mlflow_tracking_uri: str = tracking_uri,
+        feast_repo: str = feast_repo,
+        feast_config: str = feast_config,
         git_commit: str = "",
     ) -> None:
         data = _step(generate_data(data_params=data_params), image, "data", cache=True)
+        dataset = data.outputs["dataset"]
+        validate = _step(
+            validate_data(
+                dataset=dataset, data_params=data_params, validate_params=validate_params
+            ),
+            image,
+            "validate",
+            cache=True,
+        )
+        features = _step(
+            build_features(
+                image_stats=validate.outputs["image_stats"],
+                features_params=features_params,
+                feast_repo=feast_repo,
+                feast_config=feast_config,
+            ),
+            image,
+            "features",
+            cache=True,
+        )
+        # Training reads the champion from MLflow (init) and logs a run: not cached.
+        train = _step(
+            train_model(
+                dataset=dataset,
+                model_params=model_params,
+                train_params=train_params,
+                mlflow_tracking_uri=mlflow_tracking_uri,
+            ),
+            image,
+            "train",
+            cache=False,
+        ).after(validate, features)
+        train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        train.set_cpu_request("4").set_memory_request("16G")
+        kubernetes.add_node_selector(
+            train, label_key=GPU_NODE_LABEL[0], label_value=GPU_NODE_LABEL[1]
+        )
+        kubernetes.add_toleration(train, **GPU_TAINT)
+        quantize = _step(
+            quantize_model(
+                dataset=dataset,
+                model=train.outputs["model"],
+                model_params=model_params,
+                train_params=train_params,
+                quantize_params=quantize_params,
+            ),
+            image,
+            "quantize",
+            cache=True,
+        )
+        # Compares with the current champion (MLflow): not cached.
+        evaluate = _step(
+            evaluate_model(
+                dataset=dataset,
+                onnx_model=quantize.outputs["onnx_model"],
+                evaluate_params=evaluate_params,
+                mlflow_tracking_uri=mlflow_tracking_uri,
+            ),
+            image,
+            "evaluate",
+            cache=False,
+        )
+        gate = _step(
+            gate_model(
+                evaluation=evaluate.outputs["evaluation"],
+                train_files=train.outputs["train_files"],
+                quantize_files=quantize.outputs["quantize_files"],
+                onnx_model=quantize.outputs["onnx_model"],
+                gate_params=gate_params,
+            ),
+            image,
+            "gate",
+            cache=False,
+        )
+        # kfp.local (2.17) resolves a condition on a component's single return value
+        # ("Output") but not on a named output, so the gate returns one bool.
+        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
+            register = _step(
+                register_model(
+                    dataset=dataset,
+                    onnx_model=quantize.outputs["onnx_model"],
+                    evaluation=evaluate.outputs["evaluation"],
+                    gate_result=gate.outputs["gate_result"],
+                    train_files=train.outputs["train_files"],
+                    data_params=data_params,
+                    validate_params=validate_params,
+                    features_params=features_params,
+                    model_params=model_params,
+                    train_params=train_params,
+                    quantize_params=quantize_params,
+                    evaluate_params=evaluate_params,
+                    gate_params=gate_params,
+                    register_params=register_params,
+                    mlflow_tracking_uri=mlflow_tracking_uri,
+                    git_commit=git_commit,
+                    pipeline_name=TRAINING_PIPELINE,
+                    pipeline_version=PIPELINE_VERSION,
+                    pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                ),
+                image,
+                "register",
+                cache=False,
+            )
+            register.set_retry(num_retries=2, backoff_duration="30s", backoff_factor=2.0)
 
     return hairseg_training

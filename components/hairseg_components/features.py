@@ -1,0 +1,69 @@
+"""Feature component: the Feast repo build (``hairseg features build``)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
+
+from hairseg_components.image import BASE_IMAGE
+
+__all__ = ["build_features"]
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+def build_features(
+    image_stats: Input[Dataset],
+    features_params: dict,
+    feast_repo: str,
+    feast_config: str,
+    eval_slices: Output[Dataset],
+    features_summary: Output[Artifact],
+    feature_metrics: Output[Metrics],
+) -> None:
+    """``feast apply`` + materialize + point-in-time evaluation slices for this run's images.
+
+    The repo's definitions are copied into the step's scratch folder with this run's image
+    statistics where ``image_stats_v1`` reads them (``../artifacts/image_stats.parquet``).
+    With the local config (``feature_store.yaml``) the registry and online store live in
+    that scratch copy and the demo customer table is generated; with
+    ``feature_store.cluster.yaml`` they are the cluster's (object storage + Redis)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from hairseg_components.runtime import (
+        hairseg_cli,
+        log_metrics,
+        read_json,
+        workdir,
+        write_params,
+    )
+
+    with workdir() as work:
+        repo = work / "feature_repo"
+        shutil.copytree(
+            feast_repo, repo, ignore=shutil.ignore_patterns("data", "__pycache__", ".*")
+        )
+        stats = work / "artifacts" / "image_stats.parquet"
+        stats.parent.mkdir(parents=True)
+        shutil.copyfile(image_stats.path, stats)
+        params = write_params(
+            work / "params.yaml", {"features": {**features_params, "repo": str(repo)}}
+        )
+        if feast_config == "feature_store.yaml":
+            hairseg_cli("features", "demo-customers", "--params", params)
+        os.makedirs(features_summary.path, exist_ok=True)
+        summary = Path(features_summary.path) / "features_summary.json"
+        hairseg_cli(
+            "features", "build", "--params", params, "--repo", repo,
+            "--config", repo / feast_config, "--image-stats", stats,
+            "--slices", eval_slices.path, "--summary", summary,
+        )  # fmt: skip
+    result = read_json(summary)
+    views = result.get("registry", {}).get("feature_views", [])
+    log_metrics(
+        feature_metrics,
+        {
+            "feature_views": len(views),
+            **{f"online.{k}": v for k, v in (result.get("materialized") or {}).items()},
+        },
+    )
+    eval_slices.metadata["format"] = "parquet"
