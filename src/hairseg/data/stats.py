@@ -60,9 +60,10 @@ STATS_COLUMNS: dict[str, str] = {
     "decode_error": "string",
     "channels": "Int64",
     "mask_decodes": "bool",
-    "mask_binary": "bool",
-    "mask_matches_size": "bool",
-    "manifest_size_matches": "bool",
+    # null where not applicable: mask unreadable, or image unreadable (size unknown)
+    "mask_binary": "boolean",
+    "mask_matches_size": "boolean",
+    "manifest_size_matches": "boolean",
     # ImageStats (hairseg.imaging.image_statistics)
     "width": "Int64",
     "height": "Int64",
@@ -122,36 +123,34 @@ def _row(
         hair_colour_family=entry["hair_colour_family"],
         decodes=False,
         mask_decodes=False,
-        mask_binary=False,
-        mask_matches_size=False,
-        manifest_size_matches=False,
     )
-    image_file = dataset / entry["image_path"]
-    try:
-        data = image_file.read_bytes()
-    except OSError as exc:
-        row["decode_error"] = f"cannot read {entry['image_path']}: {exc.strerror or exc}"
-        return row
-    row["channels"] = _channels(data)
-    try:
-        rgb = decode_image(data, max_pixels=max_pixels)
-    except ImageDecodeError as exc:
-        row["decode_error"] = exc.message
-        return row
-    row["decodes"] = True
-    row["content_sha256"] = hashlib.sha256(rgb.tobytes()).hexdigest()
-    row["phash"] = perceptual_hash(rgb)
-    height, width = rgb.shape[:2]
-    row["manifest_size_matches"] = (int(entry["width"]), int(entry["height"])) == (width, height)
-
+    # The mask is checked on its own, so a bad image and a bad mask are separate findings.
+    errors = []
     mask = None
     try:
         mask = read_mask(dataset / entry["mask_path"])
         row["mask_decodes"] = True
-    except ImageDecodeError as exc:
-        row["decode_error"] = f"mask: {exc.message}"
-    if mask is not None:
         row["mask_binary"] = bool(np.isin(mask, (0, 255)).all())
+    except ImageDecodeError as exc:
+        errors.append(f"mask: {exc.message}")
+    rgb = None
+    try:
+        data = (dataset / entry["image_path"]).read_bytes()
+        row["channels"] = _channels(data)
+        rgb = decode_image(data, max_pixels=max_pixels)
+        row["decodes"] = True
+    except OSError as exc:
+        errors.append(f"cannot read {entry['image_path']}: {exc.strerror or exc}")
+    except ImageDecodeError as exc:
+        errors.append(exc.message)
+    row["decode_error"] = "; ".join(errors) or None
+    if rgb is None:
+        return row
+    row["content_sha256"] = hashlib.sha256(rgb.tobytes()).hexdigest()
+    row["phash"] = perceptual_hash(rgb)
+    height, width = rgb.shape[:2]
+    row["manifest_size_matches"] = (int(entry["width"]), int(entry["height"])) == (width, height)
+    if mask is not None:
         row["mask_matches_size"] = mask.shape == (height, width)
     stats = image_statistics(rgb, mask if row["mask_matches_size"] else None)
     row.update(stats.as_dict())

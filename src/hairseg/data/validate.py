@@ -97,7 +97,7 @@ class ValidationReport:
             "n_failed_expectations": len(self.failures),
             "split_counts": {s: int(counts.get(s, 0)) for s in SPLITS},
             "decode_failures": int((~df["decodes"]).sum()),
-            "non_binary_masks": int((df["decodes"] & ~df["mask_binary"]).sum()),
+            "non_binary_masks": int((df["mask_binary"] == False).sum()),  # noqa: E712
             "leaking_images": int(df["leaks_with"].notna().sum()),
             "near_duplicates": int(df["duplicate_of"].notna().sum()),
             "hair_coverage_mean": _round(df["hair_coverage"].mean()),
@@ -194,6 +194,8 @@ def _gx_frame(stats: pd.DataFrame) -> pd.DataFrame:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
         elif str(dtype) in ("Int64", "Float64"):
             frame[column] = frame[column].astype("float64")
+        elif str(dtype) == "boolean":  # nullable: not applicable (e.g. image did not decode)
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
 
 
@@ -202,8 +204,10 @@ def _run_gx(frame: pd.DataFrame, expectations: list, workdir: Path) -> dict:
     # GX logs every store write at INFO; only its warnings are worth a line.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="file", project_root_dir=str(workdir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas("dataset").add_dataframe_asset("image_stats")
     batch = asset.add_batch_definition_whole_dataframe("all_images")
     suite = context.suites.add(gx.ExpectationSuite(name="hairseg_dataset"))
