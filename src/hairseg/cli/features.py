@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def _read_image_stats(path: Path) -> pd.DataFrame:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def features() -> None:
     """Feast feature repo: demo customers, apply, materialize, point-in-time slices."""
+    # Feast logs every registry refresh at INFO; keep it for --log-level debug.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("feast").setLevel(logging.WARNING)
 
 
 @features.command("demo-customers")

@@ -67,7 +67,7 @@ class FeaturesConfig:
     n_customers: int = 200
     seed: int = 20261122
     brightness_edges: tuple[float, float] = (0.35, 0.65)
-    coverage_edges: tuple[float, float] = (0.1, 0.3)
+    coverage_edges: tuple[float, float] = (0.05, 0.1)
 
 
 def _feast_env() -> dict[str, str]:
@@ -304,7 +304,7 @@ def eval_slices(
     entity_df: pd.DataFrame,
     *,
     brightness_edges: tuple[float, float] = (0.35, 0.65),
-    coverage_edges: tuple[float, float] = (0.1, 0.3),
+    coverage_edges: tuple[float, float] = (0.05, 0.1),
     config_file: str | Path | None = None,
 ) -> pd.DataFrame:
     """Evaluation slices per image (:data:`EVAL_SLICE_COLUMNS`) read from the store."""

@@ -54,7 +54,7 @@ class MonitorConfig:
     """``params.yaml`` section ``monitor``."""
 
     columns: tuple[str, ...] = DEFAULT_DRIFT_COLUMNS
-    drift_share: float = 0.5  # dataset drift when share of drifted columns >= this
+    drift_share: float = 0.3  # dataset drift when share of drifted columns >= this
     stattest: str = "ks"  # any Evidently numerical stat test: ks, wasserstein, psi, ...
     stattest_threshold: float = 0.05  # per column (a p-value for ks, a distance for others)
     min_rows: int = 50  # fewer non-null values on either side is bad input, not a verdict
