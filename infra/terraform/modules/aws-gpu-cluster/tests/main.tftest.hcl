@@ -251,3 +251,35 @@ run "non_gpu_instance_type_is_rejected" {
   }
   expect_failures = [var.gpu_instance_types]
 }
+
+run "network_and_logging_defaults" {
+  command = plan
+
+  assert {
+    condition     = length(aws_nat_gateway.this) == 1 && length(aws_subnet.private) == 3 && alltrue([for s in aws_subnet.public : !s.map_public_ip_on_launch])
+    error_message = "One NAT gateway by default, three private subnets, no public IPs on launch."
+  }
+  assert {
+    condition     = toset(aws_eks_cluster.this.enabled_cluster_log_types) == toset(["api", "audit", "authenticator", "controllerManager", "scheduler"])
+    error_message = "All five control-plane log types are on by default."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.cluster.name == "/aws/eks/hairseg-test/cluster" && aws_cloudwatch_log_group.cluster.retention_in_days == 365
+    error_message = "The control-plane log group must be created with the name EKS writes to and 1-year retention."
+  }
+  assert {
+    condition     = one(one([for s in data.aws_iam_policy_document.cluster_autoscaler.statement : s.condition if s.sid == "ScaleOwnGroups"])).variable == "aws:ResourceTag/k8s.io/cluster-autoscaler/hairseg-test"
+    error_message = "The autoscaler may resize only ASGs tagged as owned by this cluster."
+  }
+}
+
+run "nat_gateway_per_zone" {
+  command = plan
+  variables {
+    single_nat_gateway = false
+  }
+  assert {
+    condition     = length(aws_nat_gateway.this) == 3 && length(aws_eip.nat) == 3
+    error_message = "single_nat_gateway = false gives one NAT gateway (and EIP) per zone."
+  }
+}
