@@ -252,6 +252,10 @@ resource "helm_release" "redis" {
   namespace  = kubernetes_namespace_v1.feast.metadata[0].name
   values = [yamlencode({
     architecture = "standalone"
+    # Bitnami moved its versioned images from docker.io/bitnami to
+    # docker.io/bitnamilegacy in 2025; the chart must be told the override is intended.
+    image  = { repository = var.redis_image_repository }
+    global = { security = { allowInsecureImages = true } }
     # The chart generates the password into Secret "redis" (key redis-password).
     auth = { enabled = true }
     master = {

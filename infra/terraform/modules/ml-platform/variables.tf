@@ -189,6 +189,12 @@ variable "redis_chart_version" {
   default     = "20.6.3"
 }
 
+variable "redis_image_repository" {
+  type        = string
+  description = "Redis image for the bitnami chart: bitnamilegacy/redis matches the pinned chart's tags; point it at your own mirror for patched builds."
+  default     = "bitnamilegacy/redis"
+}
+
 variable "nvidia_device_plugin_version" {
   type        = string
   description = "NVIDIA k8s-device-plugin chart version."
