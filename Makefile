@@ -16,6 +16,8 @@ STAMP := $(VENV)/.hairseg-installed
 # (a local wheel folder) uses it; otherwise PyTorch's CPU index. Set TORCH_INDEX=
 # (empty) to take the CUDA build from PyPI instead.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# pip's own configuration counts too (some machines set find-links in pip.conf only).
+PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 ifneq ($(strip $(PIP_FIND_LINKS)),)
 TORCH_SOURCE := --find-links $(PIP_FIND_LINKS)
 else ifneq ($(strip $(TORCH_INDEX)),)
@@ -54,9 +56,13 @@ venv: $(STAMP)  ## create or refresh .venv from requirements.lock
 
 lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml (all extras, Python 3.11)
 	$(UV) pip compile pyproject.toml --all-extras --python-version 3.11 \
-	  $(TORCH_SOURCE) --override lock-overrides.txt --no-header -o requirements.lock
+	  $(TORCH_SOURCE) --override lock-overrides.txt --no-header -o requirements.lock.new
 	@# The lock names the public version so PyPI (CUDA) or PyTorch's CPU index can serve it.
-	sed -i -E 's/^torch==([0-9.]+)\+cpu/torch==\1/' requirements.lock
+	sed -i -E 's/^torch==([0-9.]+)\+cpu/torch==\1/' requirements.lock.new
+	@if grep -q '^nvidia-' requirements.lock.new; then \
+	  echo "lock: resolved the CUDA build of torch (no CPU wheel source: set PIP_FIND_LINKS or TORCH_INDEX); requirements.lock left unchanged" >&2; \
+	  rm -f requirements.lock.new; exit 1; fi
+	mv requirements.lock.new requirements.lock
 
 run: $(STAMP)  ## run the whole local pipeline (dvc repro) on embedded defaults
 	$(BIN)/dvc config --local core.analytics false
