@@ -78,6 +78,18 @@ __all__ = ["rollout"]
 @click.option("--abort", is_flag=True, help="Roll back an in-flight rollout and stop.")
 @click.option("--status", "show_status", is_flag=True, help="Print the persisted state and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
+@click.option(
+    "--fail-on-rollback/--no-fail-on-rollback",
+    default=True,
+    show_default=True,
+    help="Exit 3 (rolled back) / 4 (rejected); --no-fail-on-rollback exits 0 (the record says).",
+)
+@click.option(
+    "--metrics-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a small metrics JSON (outcome, versions, steps) for DVC.",
+)
 def rollout(
     backend: str | None,
     candidate_uri: str,
@@ -93,6 +105,8 @@ def rollout(
     abort: bool,
     show_status: bool,
     as_json: bool,
+    fail_on_rollback: bool,
+    metrics_out: Path | None,
 ) -> None:
     """Canary-roll the candidate out; promote it to champion or roll it back."""
     from hairseg import registry
@@ -138,5 +152,9 @@ def rollout(
     click.echo(
         result.summary() + (f" — record: {result.record_path}" if result.record_path else "")
     )
-    if result.exit_code:
+    if metrics_out is not None:
+        from hairseg.rollout.engine import write_json_atomic
+
+        write_json_atomic(metrics_out, result.metrics())
+    if result.exit_code and fail_on_rollback:
         sys.exit(result.exit_code)  # rolled back (3) / rejected (4): not errors, but not shipped

@@ -7,15 +7,27 @@ and a KServe InferenceService in Serverless mode (:mod:`.kserve_backend`).
 """
 
 from hairseg.rollout.config import PolicyConfig, RolloutConfig, load_rollout_config
+from hairseg.rollout.engine import EXIT_CODES, Outcome, RolloutBackend, RolloutResult, run_rollout
+from hairseg.rollout.factory import make_backend, rollout_from_params
+from hairseg.rollout.models import ModelRef, ModelRegistry
 from hairseg.rollout.policy import Action, ArmMetrics, Decision, StepObservation, decide
 
 __all__ = [
+    "EXIT_CODES",
     "Action",
     "ArmMetrics",
     "Decision",
+    "ModelRef",
+    "ModelRegistry",
+    "Outcome",
     "PolicyConfig",
+    "RolloutBackend",
     "RolloutConfig",
+    "RolloutResult",
     "StepObservation",
     "decide",
     "load_rollout_config",
+    "make_backend",
+    "rollout_from_params",
+    "run_rollout",
 ]

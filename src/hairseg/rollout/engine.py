@@ -112,6 +112,21 @@ class RolloutResult:
     def exit_code(self) -> int:
         return EXIT_CODES[self.outcome]
 
+    def metrics(self) -> dict[str, Any]:
+        """A flat summary for DVC metrics / KFP ``Output[Metrics]``."""
+        steps = self.record.get("steps", [])
+        return {
+            "outcome": self.outcome,
+            "promoted": int(self.outcome == Outcome.PROMOTED),
+            "rolled_back": int(self.outcome in (Outcome.ROLLED_BACK, Outcome.ABORTED)),
+            "candidate_version": self.candidate_version or 0,
+            "champion_version": self.champion_version or 0,
+            "steps_analysed": len(steps),
+            "max_canary_percent": max((s["percent"] for s in steps), default=0),
+            "canary_requests": sum(s["observation"]["canary"]["requests"] for s in steps),
+            "canary_errors": sum(s["observation"]["canary"]["errors"] for s in steps),
+        }
+
     def summary(self) -> str:
         cand = f"v{self.candidate_version}" if self.candidate_version else "-"
         champ = f"v{self.champion_version}" if self.champion_version else "-"
@@ -191,7 +206,13 @@ def run_rollout(
         elif abort:
             return _nothing(models, reports, None, "no rollout in progress to abort", backend)
 
-        candidate = models.resolve(candidate_uri)
+        candidate = models.resolve_optional(candidate_uri)
+        if candidate is None:
+            return _nothing(
+                models, reports, None,
+                f"{candidate_uri} points at no version (no model passed the register gate)",
+                backend,
+            )  # fmt: skip
         champion = models.champion()
         if champion is None:
             return _nothing(

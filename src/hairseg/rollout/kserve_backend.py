@@ -315,7 +315,13 @@ class KServeBackend:
         body = self._state_patch(state)
         body["spec"] = {"predictor": {"canaryTrafficPercent": 0}}
         self._patch(body)
-        self._wait("all traffic back on stable", lambda p: _canary_share(p) in (0, None))
+        # The candidate's revision may have failed: its conditions do not matter here, only
+        # that the latest created revision carries no traffic any more.
+        self._wait(
+            "all traffic back on stable",
+            lambda p: _share_of(p, p.get("latestCreatedRevision")) == 0,
+            settled=False,
+        )
         # 2. Then the spec: storageUri back to the champion's, no canary field. KServe rolls
         # out a fresh revision of the champion model and moves traffic once it is ready.
         body = self._state_patch(state)
@@ -393,19 +399,31 @@ class KServeBackend:
         details = {"mirror_failures": failures, "mirror_urls": urls}
         return len(scores), (float(np.mean(scores)) if scores else None), details
 
-    def _wait(self, what: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """Poll the ISVC until the latest revision is ready and ``done(predictor status)``."""
+    def _wait(
+        self, what: str, done: Callable[[dict[str, Any]], bool], *, settled: bool = True
+    ) -> dict[str, Any]:
+        """Poll the ISVC until ``done(predictor status)``.
+
+        ``settled``: also require the latest created revision to be the latest ready one and
+        the ISVC Ready; a failed latest revision is then an error (not worth waiting for).
+        """
         deadline = self.clock() + self.cfg.ready_timeout_s
         while True:
             isvc = self._get()
             predictor = _predictor_status(isvc)
-            failed = _failed_condition(isvc)
-            if failed:
-                raise HairsegError(f"{self._where} is not ready while waiting for {what}: {failed}")
-            latest_ready = predictor.get("latestReadyRevision")
-            settled = latest_ready and latest_ready == predictor.get("latestCreatedRevision")
-            if settled and _is_ready(isvc) and done(predictor):
-                return predictor
+            if not settled:
+                if done(predictor):
+                    return predictor
+            else:
+                failed = _failed_condition(isvc)
+                if failed:
+                    raise HairsegError(
+                        f"{self._where} is not ready while waiting for {what}: {failed}"
+                    )
+                latest_ready = predictor.get("latestReadyRevision")
+                is_latest = latest_ready and latest_ready == predictor.get("latestCreatedRevision")
+                if is_latest and _is_ready(isvc) and done(predictor):
+                    return predictor
             if self.clock() > deadline:
                 raise HairsegError(
                     f"{self._where}: timed out after {self.cfg.ready_timeout_s:.0f} s waiting "
@@ -452,6 +470,15 @@ def _canary_share(predictor: dict[str, Any]) -> int | None:
             share += int(t.get("percent") or 0)
             found = True
     return share if found else None
+
+
+def _share_of(predictor: dict[str, Any], revision: str | None) -> int:
+    """The traffic percentage ``revision`` receives (0 when it is not in the split)."""
+    return sum(
+        int(t.get("percent") or 0)
+        for t in predictor.get("traffic") or []
+        if revision and t.get("revisionName") == revision
+    )
 
 
 def _stable_revision(predictor: dict[str, Any]) -> str | None:

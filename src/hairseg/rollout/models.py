@@ -49,6 +49,14 @@ class ModelRegistry:
         self.tracking_uri = tracking_uri
         self.cache_dir = Path(cache_dir)
 
+    def resolve_optional(self, model_uri: str) -> ModelRef | None:
+        """Like :meth:`resolve`, but an alias that points nowhere yet is ``None``."""
+        rest = model_uri.removeprefix(f"models:/{registry.MODEL_NAME}")
+        if rest.startswith("@") and model_uri.startswith(f"models:/{registry.MODEL_NAME}@"):
+            info = registry.get_version(self.tracking_uri, rest[1:])
+            return None if info is None else self._ref(info)
+        return self.resolve(model_uri)
+
     def resolve(self, model_uri: str) -> ModelRef:
         """``models:/hairseg@alias`` or ``models:/hairseg/N`` → the version it names."""
         if not model_uri.startswith(f"models:/{registry.MODEL_NAME}"):

@@ -1,0 +1,544 @@
+"""The KServe backend against a fake Kubernetes API server and a fake Prometheus.
+
+Faked, because neither can run here: the Kubernetes API server (a loopback HTTP server
+speaking the REST paths the real ``kubernetes`` client calls — GET/PATCH on
+``/apis/serving.kserve.io/v1beta1/namespaces/NS/inferenceservices/NAME`` with
+``application/merge-patch+json``, GET on KServe's config map — plus a few lines that play
+the KServe controller: a new revision per ``storageUri``, traffic per
+``canaryTrafficPercent``) and Prometheus (``/api/v1/query`` answering scripted vectors per
+``revision_name``). Real: the ``kubernetes`` client, the MLflow registry (SQLite), the
+pre-traffic gate (``hairseg serve`` on loopback) and the mirrored requests (real predictor
+servers standing in for the ``prev``/``latest`` tag URLs).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from hairseg import registry
+from hairseg.errors import HairsegError
+from hairseg.rollout.config import KServeConfig, PolicyConfig, RolloutConfig
+from hairseg.rollout.engine import Outcome, run_rollout
+from hairseg.rollout.kserve_backend import STATE_ANNOTATION, KServeBackend, PrometheusClient
+from hairseg.rollout.models import ModelRegistry
+from hairseg.rollout.servers import PredictorProcess
+
+import rollout_support as rs  # isort: skip
+
+pytestmark = pytest.mark.slow
+
+NS, NAME = "hairseg", "hairseg"
+ISVC_PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/{NAME}"
+CM_PATH = "/api/v1/namespaces/kserve/configmaps/inferenceservice-config"
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (what the API server does for merge-patch+json)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class FakeKube:
+    """One InferenceService and the behaviour of the KServe controller we rely on."""
+
+    def __init__(self, storage_uri: str, *, mode: str | None = "Serverless") -> None:
+        annotations = {} if mode is None else {"serving.kserve.io/deploymentMode": mode}
+        self.isvc: dict[str, Any] = {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": NAME, "namespace": NS, "annotations": annotations},
+            "spec": {
+                "predictor": {"model": {"modelFormat": {"name": "onnx"}, "storageUri": storage_uri}}
+            },
+        }
+        self.configmap_mode = "Serverless"
+        self.patches: list[dict[str, Any]] = []
+        self.revisions: list[tuple[str, str]] = []  # (name, storageUri)
+        self.rolled_out: str | None = None
+        self.previous: str | None = None
+        self.failing_uris: set[str] = set()
+        self.tag_urls: dict[str, str] = {}  # revision -> URL of a real predictor
+        self.lock = threading.Lock()
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        predictor = self.isvc["spec"]["predictor"]
+        uri = predictor["model"]["storageUri"]
+        if not self.revisions or self.revisions[-1][1] != uri:
+            self.revisions.append((f"{NAME}-predictor-{len(self.revisions) + 1:05d}", uri))
+        latest, latest_uri = self.revisions[-1]
+        failed = latest_uri in self.failing_uris
+        ready = [r for r, u in self.revisions if u not in self.failing_uris]
+        latest_ready = ready[-1] if ready else None
+        canary = predictor.get("canaryTrafficPercent")
+        status: dict[str, Any] = {
+            "latestCreatedRevision": latest,
+            "latestReadyRevision": latest_ready,
+        }
+        if not failed and self.rolled_out is None:
+            self.rolled_out = latest
+        if not failed and latest != self.rolled_out and canary in (None, 100):
+            self.previous, self.rolled_out = self.rolled_out, latest
+        if failed or latest == self.rolled_out:
+            traffic = [
+                {
+                    "revisionName": self.rolled_out,
+                    "percent": 100,
+                    "latestRevision": latest == self.rolled_out,
+                }
+            ]
+        else:
+            traffic = [
+                {
+                    "revisionName": latest,
+                    "percent": canary,
+                    "latestRevision": True,
+                    "tag": "latest",
+                },
+                {
+                    "revisionName": self.rolled_out,
+                    "percent": 100 - canary,
+                    "latestRevision": False,
+                    "tag": "prev",
+                },
+            ]
+            for t in traffic:
+                t["url"] = self.tag_urls.get(
+                    t["revisionName"], f"http://{t['tag']}-{NAME}.{NS}.example.com"
+                )
+        status["traffic"] = traffic
+        status["latestRolledoutRevision"] = self.rolled_out
+        if self.previous:
+            status["previousRolledoutRevision"] = self.previous
+        conditions = [{"type": "Ready", "status": "False" if failed else "True"}]
+        if failed:
+            conditions.append(
+                {
+                    "type": "PredictorReady",
+                    "status": "False",
+                    "reason": "RevisionFailed",
+                    "message": "container exited",
+                }
+            )
+        self.isvc["status"] = {"components": {"predictor": status}, "conditions": conditions}
+
+    def traffic(self) -> dict[str, int]:
+        return {
+            t["revisionName"]: t["percent"]
+            for t in self.isvc["status"]["components"]["predictor"]["traffic"]
+        }
+
+    def state(self) -> dict[str, Any] | None:
+        raw = (self.isvc["metadata"].get("annotations") or {}).get(STATE_ANNOTATION)
+        return json.loads(raw) if raw else None
+
+    def steps(self) -> list[tuple[Any, Any]]:
+        """(canaryTrafficPercent, storageUri) of every spec patch; None = removed / not set."""
+        out = []
+        for p in self.patches:
+            pred = p.get("spec", {}).get("predictor")
+            if pred is not None:
+                out.append(
+                    (
+                        pred.get("canaryTrafficPercent"),
+                        pred.get("model", {}).get("storageUri"),
+                    )
+                )
+        return out
+
+
+def serve(handler_cls: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def kube_server(kube: FakeKube):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, code: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = urlparse(self.path).path
+            if path == ISVC_PATH:
+                with kube.lock:
+                    return self._send(200, kube.isvc)
+            if path == CM_PATH:
+                deploy = json.dumps({"defaultDeploymentMode": kube.configmap_mode})
+                return self._send(
+                    200,
+                    {
+                        "kind": "ConfigMap",
+                        "apiVersion": "v1",
+                        "metadata": {"name": "inferenceservice-config"},
+                        "data": {"deploy": deploy},
+                    },
+                )
+            self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+
+        def do_PATCH(self) -> None:
+            if urlparse(self.path).path != ISVC_PATH:
+                return self._send(404, {"kind": "Status", "code": 404})
+            if self.headers["Content-Type"] != "application/merge-patch+json":
+                return self._send(
+                    415, {"kind": "Status", "code": 415, "message": self.headers["Content-Type"]}
+                )
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with kube.lock:
+                kube.patches.append(body)
+                kube.isvc = merge_patch(kube.isvc, body)
+                kube.reconcile()
+                self._send(200, kube.isvc)
+
+    return serve(Handler)
+
+
+class FakePrometheus:
+    """``/api/v1/query``: per-revision request count, 5xx count and p95 ms, as scripted."""
+
+    def __init__(self) -> None:
+        self.series: dict[str, dict[str, float]] = {}
+        self.queries: list[str] = []
+
+    def answer(self, query: str) -> list[dict[str, Any]]:
+        self.queries.append(query)
+        rev = re.search(r'revision_name="([^"]+)"', query)
+        values = self.series.get(rev.group(1)) if rev else None
+        if values is None:
+            return []
+        if query.startswith("histogram_quantile(0.95"):
+            key = "p95_ms"
+        elif 'response_code_class="5xx"' in query:
+            key = "errors"
+        else:
+            key = "requests"
+        return [{"metric": {}, "value": [1700000000.0, str(values[key])]}]
+
+
+def prom_server(prom: FakePrometheus):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            if url.path != "/api/v1/query":
+                self.send_response(404)
+                self.end_headers()
+                return
+            query = parse_qs(url.query)["query"][0]
+            data = json.dumps(
+                {
+                    "status": "success",
+                    "data": {"resultType": "vector", "result": prom.answer(query)},
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return serve(Handler)
+
+
+POLICY = PolicyConfig(
+    steps=(10, 50, 100),
+    min_requests=20,
+    min_mirrored=0,
+    max_error_rate=0.02,
+    max_p95_ratio=2.0,
+    max_p95_ms=1000.0,
+    max_disagreement=0.2,
+    max_holds=1,
+)
+KCFG = KServeConfig(
+    namespace=NS,
+    name=NAME,
+    analysis_window_s=60,
+    poll_interval_s=0.01,
+    ready_timeout_s=5,
+    mirror_requests=0,
+)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kserve-registry")
+    _, versions, db = rs.build_registry(root)
+    return db, versions, rs.make_dataset(root / "data", n_test=6)
+
+
+@pytest.fixture()
+def env(template, tmp_path):
+    db, versions, dataset = template
+
+    def make(
+        candidate: str,
+        *,
+        mode: str | None = "Serverless",
+        kcfg: KServeConfig = KCFG,
+        policy: PolicyConfig = POLICY,
+    ):
+        uri = rs.fresh_registry(
+            db, tmp_path / "reg", champion=versions["stable"], candidate=versions[candidate]
+        )
+        models = ModelRegistry(uri, tmp_path / "cache")
+        champion = models.champion()
+        kube = FakeKube(models.storage_uri(champion), mode=mode)
+        ksrv, kurl = kube_server(kube)
+        prom = FakePrometheus()
+        psrv, purl = prom_server(prom)
+        from kubernetes import client
+
+        conf = client.Configuration(host=kurl)
+        api_client = client.ApiClient(conf)
+        sleeps: list[float] = []
+        backend = KServeBackend(
+            kcfg, policy, models,
+            custom_api=client.CustomObjectsApi(api_client),
+            core_api=client.CoreV1Api(api_client),
+            prometheus=PrometheusClient(purl),
+            dataset=dataset,
+            sleep=sleeps.append,
+        )  # fmt: skip
+        cfg = RolloutConfig(backend="kserve", policy=policy, kserve=kcfg)
+        servers.extend([ksrv, psrv])
+        return dict(
+            uri=uri,
+            models=models,
+            kube=kube,
+            prom=prom,
+            backend=backend,
+            cfg=cfg,
+            versions=versions,
+            sleeps=sleeps,
+        )
+
+    servers: list[ThreadingHTTPServer] = []
+    yield make
+    for s in servers:
+        s.shutdown()
+
+
+def _healthy(prom: FakePrometheus, kube: FakeKube, canary: dict[str, float]) -> None:
+    """Script Prometheus: stable revision 1 healthy, every later revision gets ``canary``."""
+    prom.series[f"{NAME}-predictor-00001"] = {"requests": 900, "errors": 0, "p95_ms": 40.0}
+    for i in range(2, 6):
+        prom.series[f"{NAME}-predictor-{i:05d}"] = canary
+
+
+def test_good_candidate_promoted_with_exact_patches(env, tmp_path):
+    e = env("good")
+    kube, prom, models = e["kube"], e["prom"], e["models"]
+    _healthy(prom, kube, {"requests": 120, "errors": 1, "p95_ms": 55.0})
+    cand = models.resolve("models:/hairseg@candidate")
+    champ_uri = models.storage_uri(models.champion())
+    cand_uri = models.storage_uri(cand)
+    assert cand_uri != champ_uri and cand_uri.startswith(("file:", "/"))
+
+    result = run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
+
+    assert result.outcome == Outcome.PROMOTED, result.reasons
+    assert kube.steps() == [(10, cand_uri), (50, cand_uri), (100, None), (None, None)]
+    # The last spec patch removes the field (merge-patch null), leaving the candidate serving.
+    assert kube.patches[-2]["spec"]["predictor"] == {"canaryTrafficPercent": None}
+    assert "canaryTrafficPercent" not in kube.isvc["spec"]["predictor"]
+    assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == cand_uri
+    assert kube.traffic() == {f"{NAME}-predictor-00002": 100}
+    # Every patch carries the state; the first turns tag routing on.
+    assert all(STATE_ANNOTATION in p["metadata"]["annotations"] for p in kube.patches)
+    assert (
+        kube.patches[0]["metadata"]["annotations"]["serving.kserve.io/enable-tag-routing"] == "true"
+    )
+    assert kube.state()["phase"] == "done" and kube.state()["outcome"] == "promoted"
+    # MLflow: champion moved to the candidate, old champion tagged.
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == cand.version
+    assert registry.get_version_number(e["uri"], e["versions"]["stable"]).tags[
+        "superseded_by"
+    ] == str(cand.version)
+    # Prometheus was asked about both revisions, by revision label, over the window.
+    assert any(
+        'revision_name="hairseg-predictor-00002"' in q and "[60s]" in q for q in prom.queries
+    )
+    assert any(
+        q.startswith("histogram_quantile(0.95") and "revision_app_request_latencies_bucket" in q
+        for q in prom.queries
+    )
+    assert e["sleeps"].count(60) == 2  # one analysis window per analysed step
+    steps = result.record["steps"]
+    assert steps[0]["details"]["canary_revision"] == f"{NAME}-predictor-00002"
+    assert steps[0]["details"]["stable_revision"] == f"{NAME}-predictor-00001"
+    assert steps[0]["observation"]["canary"] == {
+        "requests": 120,
+        "errors": 1,
+        "p95_ms": 55.0,
+        "error_rate": round(1 / 120, 6),
+    }
+
+
+def test_error_rate_rolls_back_traffic_then_spec(env, tmp_path):
+    e = env("good")
+    kube, prom, models = e["kube"], e["prom"], e["models"]
+    _healthy(prom, kube, {"requests": 100, "errors": 9, "p95_ms": 50.0})
+    champ_uri = models.storage_uri(models.champion())
+    cand = models.resolve("models:/hairseg@candidate")
+
+    result = run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
+
+    assert result.outcome == Outcome.ROLLED_BACK and result.exit_code == 3
+    assert "error rate" in result.reasons[0]
+    # 10 % canary, then traffic back to stable (0), then the spec back to the champion.
+    assert kube.steps() == [(10, models.storage_uri(cand)), (0, None), (None, champ_uri)]
+    assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == champ_uri
+    assert "canaryTrafficPercent" not in kube.isvc["spec"]["predictor"]
+    assert kube.traffic() == {f"{NAME}-predictor-00003": 100}  # a fresh revision of the champion
+    assert kube.state()["outcome"] == "rolled_back"
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == e["versions"]["stable"]
+    assert registry.get_version_number(e["uri"], cand.version).tags["rollout"] == "rolled_back"
+
+
+def test_corrupt_candidate_sends_zero_patches(env, tmp_path):
+    e = env("corrupt")
+    result = run_rollout(e["cfg"], e["backend"], e["models"], reports_dir=tmp_path / "reports")
+    assert result.outcome == Outcome.REJECTED and result.exit_code == 4
+    assert e["kube"].patches == []
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == e["versions"]["stable"]
+
+
+@pytest.mark.parametrize("mode", ["RawDeployment", "Standard"])
+def test_raw_deployment_mode_is_refused_up_front(env, tmp_path, mode):
+    e = env("good", mode=mode)
+    with pytest.raises(HairsegError, match="needs Serverless") as info:
+        run_rollout(e["cfg"], e["backend"], e["models"], reports_dir=tmp_path / "reports")
+    assert info.value.exit_code == 2
+    assert e["kube"].patches == []
+
+
+def test_mode_from_kserve_configmap_when_not_annotated(env, tmp_path):
+    e = env("good", mode=None)
+    e["kube"].configmap_mode = "RawDeployment"
+    with pytest.raises(HairsegError, match=r"inferenceservice-config"):
+        e["backend"].preflight()
+    e["kube"].configmap_mode = "Serverless"
+    e["backend"].preflight()  # no error
+
+
+def test_abort_of_interrupted_rollout_restores_champion(env, tmp_path):
+    """A rollout killed at 50 % (state annotation says so) is rolled back by --abort."""
+    e = env("good")
+    kube, models = e["kube"], e["models"]
+    cand = models.resolve("models:/hairseg@candidate")
+    champ = models.champion()
+    in_flight = {
+        "rollout_id": "killed", "backend": "kserve", "candidate": cand.as_dict(), "stable": champ.as_dict(),
+        "phase": "analysing", "step_index": 1, "percent": 50, "holds": 0, "steps": [], "started_at": "x",
+    }  # fmt: skip
+    e["backend"].shift(cand, champ, 50, in_flight)  # the traffic as the killed run left it
+    assert kube.traffic() == {f"{NAME}-predictor-00002": 50, f"{NAME}-predictor-00001": 50}
+    kube.patches.clear()
+
+    result = run_rollout(
+        e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports", abort=True
+    )
+
+    assert result.outcome == Outcome.ABORTED and result.exit_code == 0 and result.resumed
+    assert kube.steps() == [(0, None), (None, models.storage_uri(champ))]
+    assert kube.traffic() == {f"{NAME}-predictor-00003": 100}
+    assert kube.state()["phase"] == "done"
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == champ.version
+
+
+def test_failed_revision_rolls_back(env, tmp_path):
+    """The candidate passes the gate but its revision never becomes ready on the cluster."""
+    e = env("good")
+    kube, models = e["kube"], e["models"]
+    cand = models.resolve("models:/hairseg@candidate")
+    kube.failing_uris.add(models.storage_uri(cand))
+    with pytest.raises(HairsegError, match="RevisionFailed") as info:
+        run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
+    assert "rolled back, champion unchanged" in str(info.value)
+    assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == models.storage_uri(
+        models.champion()
+    )
+    assert kube.state()["outcome"] == "rolled_back"
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == e["versions"]["stable"]
+
+
+def test_mirroring_to_tag_urls_catches_garbage_masks(env, tmp_path, template):
+    """prev/latest tag URLs point at real predictor servers (stable and garbage models)."""
+    e = env(
+        "garbage",
+        kcfg=KServeConfig(
+            namespace=NS,
+            name=NAME,
+            analysis_window_s=1,
+            poll_interval_s=0.01,
+            ready_timeout_s=5,
+            mirror_requests=4,
+        ),
+        policy=PolicyConfig(steps=(10, 100), min_requests=20, min_mirrored=3, max_disagreement=0.2),
+    )
+    kube, prom, models = e["kube"], e["prom"], e["models"]
+    _healthy(prom, kube, {"requests": 100, "errors": 0, "p95_ms": 40.0})
+    cand = models.resolve("models:/hairseg@candidate")
+    with (
+        PredictorProcess(models.fetch_onnx(models.champion()), label="prev") as prev,
+        PredictorProcess(models.fetch_onnx(cand), label="latest") as latest,
+    ):
+        kube.tag_urls = {
+            f"{NAME}-predictor-00001": prev.base_url,
+            f"{NAME}-predictor-00002": latest.base_url,
+        }
+        result = run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
+    assert result.outcome == Outcome.ROLLED_BACK, result.reasons
+    obs = result.record["steps"][0]["observation"]
+    assert obs["mirrored"] == 4 and obs["disagreement"] > 0.9
+    assert "mask disagreement" in result.reasons[0]
+
+
+def test_run_killed_during_promotion_completes_it(env, tmp_path):
+    """Traffic already at 100 % (phase ``promoting``) but the alias not moved: rerun finishes."""
+    e = env("good")
+    kube, models = e["kube"], e["models"]
+    cand = models.resolve("models:/hairseg@candidate")
+    champ = models.champion()
+    state = {
+        "rollout_id": "killed-promoting", "backend": "kserve", "candidate": cand.as_dict(),
+        "stable": champ.as_dict(), "phase": "promoting", "step_index": 1, "percent": 50,
+        "holds": 0, "steps": [], "started_at": "x",
+    }  # fmt: skip
+    e["backend"].shift(cand, champ, 50, state)
+    e["backend"].promote(cand, champ, state)  # ... and the process died before the alias moved
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == champ.version
+
+    result = run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
+
+    assert result.outcome == Outcome.PROMOTED and result.resumed
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == cand.version
+    assert kube.traffic() == {f"{NAME}-predictor-00002": 100}
+    assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == models.storage_uri(cand)
+    assert kube.state()["phase"] == "done"
