@@ -212,6 +212,10 @@ def import_celebamask_hq(
             f"(expected {img_dir}/{orphans[0]}.jpg)",
             exit_code=EXIT_USAGE,
         )
+    # The annotation resolution (512 in the release), read from any part mask.
+    any_part = next(anno_dir.glob("*/*.png"), None)
+    part = cv2.imread(str(any_part), cv2.IMREAD_UNCHANGED) if any_part else None
+    anno_side = int(part.shape[0]) if part is not None else 512
     official = _celeba_split_map(src)
     attrs = _celeba_attributes(src)
     rows = []
@@ -232,9 +236,8 @@ def import_celebamask_hq(
         _, rgb = _decode(images[n])
         if n in hair:
             mask = _binary_mask(hair[n])
-        else:  # no hair part annotated: no hair
-            side = min(512, rgb.shape[0]), min(512, rgb.shape[1])
-            mask = np.zeros(side, dtype=np.uint8)
+        else:  # no hair part annotated: no hair (at the release's annotation resolution)
+            mask = np.zeros((min(anno_side, rgb.shape[0]), min(anno_side, rgb.shape[1])), np.uint8)
         h, w = mask.shape
         if rgb.shape[:2] != (h, w):
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
