@@ -47,7 +47,7 @@ from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
-from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 from pydantic import ValidationError
@@ -410,6 +410,32 @@ class HairsegRESTServer(RESTServer):
         app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
 
+class HairsegMultiProcessServer(RESTServerMultiProcess):
+    """KServe's multi-worker server, restarting only workers that have exited.
+
+    KServe pings every worker each 0.5 s with a 5 s timeout from the moment it is spawned;
+    a worker still importing its libraries and loading the model on a busy machine misses
+    the ping, is killed and respawned, forever. We restart workers that exited and leave
+    hang detection to the kubelet's liveness probe (one worker per pod there anyway).
+    """
+
+    async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
+        if self.should_exit.is_set():
+            return
+        for idx, process in enumerate(self._processes):
+            if process._process.exitcode is None:
+                continue
+            logging.getLogger("hairseg_serving").warning(
+                "worker exited; starting a new one",
+                extra={"pid": process.pid, "exitcode": process._process.exitcode},
+            )
+            replacement = RESTServerProcess(
+                sockets, self._rest_server.run, log_config_file=self.log_config_file
+            )
+            replacement.start()
+            self._processes[idx] = replacement
+
+
 class HairsegModelServer(ModelServer):
     """KServe's ModelServer, serving HTTP only, on the host and limits of ``config``."""
 
@@ -441,7 +467,7 @@ class HairsegModelServer(ModelServer):
         rest = HairsegRESTServer(**common, host=cfg.host, config=cfg)
         if self.workers > 1:
             # A dict log config is accepted too; each worker process applies it.
-            server = RESTServerMultiProcess(**common, log_config_file=log_config(self.log_level))
+            server = HairsegMultiProcessServer(**common, log_config_file=log_config(self.log_level))
             server._rest_server = rest  # KServe's multi-process server, our REST server
             self._rest_multiprocess_server = server
             self.servers.append(server.start())
