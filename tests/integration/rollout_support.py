@@ -222,3 +222,16 @@ def fresh_registry(template_db: Path, dst: Path, *, champion: int, candidate: in
     client.set_registered_model_alias(registry.MODEL_NAME, registry.CHAMPION, str(champion))
     client.set_registered_model_alias(registry.MODEL_NAME, registry.CANDIDATE, str(candidate))
     return tracking_uri
+
+
+_SHARED: dict[str, tuple[Path, dict[str, int], Path]] = {}
+
+
+def shared_template(tmp_path_factory) -> tuple[Path, dict[str, int], Path]:
+    """One template registry + dataset per test session (MLflow's first SQLite migration
+    alone takes ~15 s); each test copies the database with :func:`fresh_registry`."""
+    if "template" not in _SHARED:
+        root = tmp_path_factory.mktemp("rollout-template")
+        _, versions, db = build_registry(root)
+        _SHARED["template"] = (db, versions, make_dataset(root / "data"))
+    return _SHARED["template"]

@@ -18,6 +18,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -285,11 +286,9 @@ KCFG = KServeConfig(
 )
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kserve-registry")
-    _, versions, db = rs.build_registry(root)
-    return db, versions, rs.make_dataset(root / "data", n_test=6)
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> tuple[Path, dict[str, int], Path]:
+    return rs.shared_template(tmp_path_factory)
 
 
 @pytest.fixture()

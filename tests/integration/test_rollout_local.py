@@ -42,10 +42,7 @@ CFG = RolloutConfig(
 
 @pytest.fixture(scope="session")
 def template(tmp_path_factory) -> tuple[Path, dict[str, int], Path]:
-    root = tmp_path_factory.mktemp("rollout-registry")
-    _, versions, db = rs.build_registry(root)
-    dataset = rs.make_dataset(root / "data")
-    return db, versions, dataset
+    return rs.shared_template(tmp_path_factory)
 
 
 def _setup(template, tmp_path: Path, candidate: str):
@@ -168,3 +165,19 @@ def test_missing_dataset_is_a_usage_error(template, tmp_path):
         run_rollout(CFG, backend, models, reports_dir=tmp_path / "reports")
     assert info.value.exit_code == 2
     assert registry.get_version(uri, registry.CHAMPION).version == versions["stable"]
+
+
+def test_no_candidate_alias_is_a_noop(template, tmp_path):
+    db, versions, dataset = template
+    uri = rs.fresh_registry(
+        db, tmp_path / "reg", champion=versions["stable"], candidate=versions["good"]
+    )
+    registry.client(uri).delete_registered_model_alias(registry.MODEL_NAME, registry.CANDIDATE)
+    models = ModelRegistry(uri, tmp_path / "cache")
+    backend = LocalBackend(
+        CFG.local, POLICY, models, dataset=dataset, state_path=tmp_path / "s.json"
+    )
+    result = run_rollout(CFG, backend, models, reports_dir=tmp_path / "reports")
+    assert result.outcome == Outcome.NOTHING and result.exit_code == 0
+    assert "points at no version" in result.reasons[0]
+    assert result.metrics()["promoted"] == 0
