@@ -3,7 +3,9 @@
 Each component runs as a subprocess of the current interpreter (``use_venv=False``; the
 project venv already holds everything the image holds), so the container image is not
 used. kfp 2.17's local orchestrator executes ``dsl.If`` groups (its enhanced DAG
-orchestrator), caching and retries are not applied locally.
+orchestrator), applies task retries and, with ``cache=True``, reuses the outputs of
+cache-enabled steps (data, validate, features, quantize) from earlier runs under the same
+pipeline root.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def local_arguments(
         "mlflow_tracking_uri": tracking_uri or default_tracking_uri(root),
         "feast_repo": str(root / "feature_repo"),
         "feast_config": "feature_store.yaml",
+        "rollout_backend": "local",
         "git_commit": git_commit(root)[0] or "",
     }
     args.update({k: v for k, v in local.items() if k in args})
@@ -95,6 +98,8 @@ def run_local(
     pipeline: Any,
     arguments: Mapping[str, Any],
     pipeline_root: str | Path,
+    *,
+    cache: bool = False,
 ) -> LocalRun:
     """Run ``pipeline`` (a ``GraphComponent``) with ``arguments`` under ``pipeline_root``."""
     from kfp import local
@@ -106,6 +111,7 @@ def run_local(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
+        enable_caching=cache,
     )
     started = time.monotonic()
     try:
@@ -113,7 +119,9 @@ def run_local(
     except RuntimeError as exc:  # kfp.local: "Pipeline ... finished with status FAILURE ..."
         raise HairsegError(f"local pipeline run failed: {_plain(str(exc))}") from None
     seconds = time.monotonic() - started
-    new = sorted({p for p in pipeline_root.iterdir() if p.is_dir()} - before)
+    new = sorted(
+        p for p in pipeline_root.iterdir() if p.is_dir() and p not in before and p.name[0] != "."
+    )
     if not new:
         raise HairsegError(f"kfp.local left no run folder under {pipeline_root}")
     run_dir = new[-1]

@@ -1,7 +1,7 @@
 """The training pipeline ``hairseg-training``: the DAG ``dvc repro`` runs, as KFP steps.
 
 data → validate → features → train (GPU) → quantize → evaluate → gate
-    → if the gate passed: register
+    → if the gate passed: register → canary rollout
 
 Every step is a component from :mod:`hairseg_components` running the same ``hairseg``
 command / core function as the matching DVC stage. Parameters mirror ``params.yaml``:
@@ -23,6 +23,7 @@ from hairseg_components.lifecycle import (
     register_model,
     train_model,
 )
+from hairseg_components.rollout import canary_rollout
 from kfp import dsl, kubernetes
 
 from hairseg_pipelines.versioning import PIPELINE_VERSION, TRAINING_PIPELINE
@@ -61,6 +62,7 @@ SECTIONS = (
     "evaluate",
     "gate",
     "register",
+    "rollout",
 )
 
 
@@ -76,18 +78,19 @@ def build_training_pipeline(
     tracking_uri: str = CLUSTER_MLFLOW_URI,
     feast_repo: str = CLUSTER_FEAST_REPO,
     feast_config: str = CLUSTER_FEAST_CONFIG,
+    rollout_backend: str = "kserve",
 ) -> Any:
     """The ``hairseg-training`` pipeline with defaults from ``params`` (``params.yaml``)."""
     d = {name: dict(params.get(name) or {}) for name in SECTIONS}
 
-    # KFP reads parameter defaults from the signature, hence the dict defaults (B006).
+    # KFP reads each parameter's default (a params.yaml section) from the signature.
     @dsl.pipeline(
         name=TRAINING_PIPELINE,
         display_name=f"hairseg training {PIPELINE_VERSION}",
         description=(
             f"hairseg {PIPELINE_VERSION}: demo data -> validate (Great Expectations) -> Feast "
             "features -> train (GPU) -> quantize (ONNX int8) -> evaluate -> gate -> (gate "
-            "passed) register in MLflow. Same commands as `dvc repro`."
+            "passed) register in MLflow -> canary rollout. Same commands as `dvc repro`."
         ),
     )
     def hairseg_training(
@@ -100,6 +103,8 @@ def build_training_pipeline(
         evaluate_params: dict = d["evaluate"],
         gate_params: dict = d["gate"],
         register_params: dict = d["register"],
+        rollout_params: dict = d["rollout"],
+        rollout_backend: str = rollout_backend,
         mlflow_tracking_uri: str = tracking_uri,
         feast_repo: str = feast_repo,
         feast_config: str = feast_config,
@@ -210,5 +215,19 @@ def build_training_pipeline(
                 cache=False,
             )
             register.set_retry(num_retries=2, backoff_duration="30s", backoff_factor=2.0)
+            rollout = _step(
+                canary_rollout(
+                    dataset=dataset,
+                    model_uri=register.outputs["Output"],
+                    rollout_params=rollout_params,
+                    rollout_backend=rollout_backend,
+                    mlflow_tracking_uri=mlflow_tracking_uri,
+                ),
+                image,
+                "canary rollout",
+                cache=False,
+            )
+            # A retry resumes the persisted rollout state (same candidate) where it stopped.
+            rollout.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
 
     return hairseg_training

@@ -291,6 +291,12 @@ def run_cmd(
 @PARAM_OPTION
 @click.option("--tiny", is_flag=True, help="Tiny data and one epoch: the whole DAG in minutes.")
 @click.option(
+    "--cache/--no-cache",
+    default=True,
+    show_default=True,
+    help="Reuse outputs of cache-enabled steps from earlier runs under --pipeline-root.",
+)
+@click.option(
     "--pipeline-root",
     type=click.Path(path_type=Path, file_okay=False),
     default=Path(".hairseg/kfp-local"),
@@ -308,6 +314,7 @@ def run_local_cmd(
     params_file: Path,
     param_pairs: tuple[str, ...],
     tiny: bool,
+    cache: bool,
     pipeline_root: Path,
     tracking_uri: str | None,
 ) -> None:
@@ -321,5 +328,5 @@ def run_local_cmd(
         _pipeline_defaults(component), Path("."), tiny=tiny, tracking_uri=tracking_uri
     )
     args.update(parse_param_pairs(param_pairs, args, _sections(pipeline_name)))
-    run = run_local(component, args, pipeline_root)
+    run = run_local(component, args, pipeline_root, cache=cache)
     click.echo(json.dumps(run.as_dict(), indent=2))
