@@ -274,3 +274,27 @@ def validate(
         f"dataset {dataset} passed {report.n_expectations} checks on {report.n_images} images; "
         f"Data Docs: {report.data_docs}"
     )
+
+
+@data.command()
+@click.argument("dataset", type=click.Path(path_type=Path, file_okay=False), default="data")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="reports/data_contact_sheet.png",
+    show_default=True,
+    help="PNG to write",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="images, spread evenly over the manifest",
+)
+@click.option("--columns", type=click.IntRange(min=1), default=8, show_default=True)
+def sheet(dataset: Path, out: Path, count: int, columns: int) -> None:
+    """Write a contact sheet of DATASET: each image above its hair-mask overlay."""
+    from hairseg.data.sheet import contact_sheet
+
+    click.echo(f"wrote {contact_sheet(dataset, out, count=count, columns=columns)}")
