@@ -46,6 +46,7 @@ __all__ = [
     "fit",
     "load_split",
     "predict_probabilities",
+    "recalibrate_batchnorm",
     "resolve_device",
 ]
 
@@ -81,6 +82,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     crop_size: int = 0  # training crop (0 = model.input_size); smaller trains faster
     max_train_images: int = 0  # 0 = the whole train split
+    bn_recalibration_images: int = 128  # "precise BN" before each validation (0 = off)
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto (CUDA when present), cpu, cuda
@@ -241,6 +243,34 @@ def _predict_logits(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, images: np.ndarray, size: int, device: torch.device, batch_size: int
+) -> None:
+    """Recompute BatchNorm running statistics as an exact average over ``images``.
+
+    With few steps per epoch and a high learning rate the exponential running averages lag
+    far behind the weights, and eval-mode predictions collapse ("precise BN", Wu & Johnson
+    2021). A forward pass in train mode over un-augmented training images fixes that.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(images) == 0:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        if len(chunk) < 2:
+            break
+        model(torch.from_numpy(imaging.preprocess(list(chunk), size)).to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
 def predict_probabilities(
     model: nn.Module, images: np.ndarray, size: int, device: torch.device, batch_size: int = 16
 ) -> np.ndarray:
@@ -319,7 +349,7 @@ def fit(
 
     fingerprint = _fingerprint(model_cfg, cfg, train, val, init_source)
     ckpt_path = Path(checkpoint_dir) / fingerprint / "last.pt"
-    start_epoch, best_iou, best_epoch, bad_epochs = 1, -1.0, 0, 0
+    start_epoch, best_iou, best_loss, best_epoch, bad_epochs = 1, -1.0, float("inf"), 0, 0
     best_state: dict[str, torch.Tensor] = {}
     history: list[dict[str, float]] = []
     resumed_from = 0
@@ -331,7 +361,8 @@ def fit(
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"] + 1
-        best_iou, best_epoch, bad_epochs = state["best_iou"], state["best_epoch"], state["bad"]
+        best_iou, best_loss = state["best_iou"], state["best_loss"]
+        best_epoch, bad_epochs = state["best_epoch"], state["bad"]
         best_state, history = state["best_state"], state["history"]
         resumed_from = state["epoch"]
         log.info("resuming from %s (epoch %d done)", ckpt_path, resumed_from)
@@ -359,6 +390,9 @@ def fit(
             scheduler.step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if cfg.bn_recalibration_images:
+            pick = np.sort(rng.permutation(len(train))[: cfg.bn_recalibration_images])
+            recalibrate_batchnorm(model, train.images[pick], size, device, cfg.batch_size)
         val_logits = _predict_logits(model, val.images, size, device, cfg.batch_size)
         val_target = torch.from_numpy((val.masks > 127).astype(np.float32)[:, None])
         val_loss = float(_loss(val_logits, val_target, cfg))
@@ -373,8 +407,9 @@ def fit(
             "lr": float(scheduler.get_last_lr()[0]),
         }
         history.append({"epoch": float(epoch), **metrics})
-        if val_iou > best_iou:
-            best_iou, best_epoch, bad_epochs = val_iou, epoch, 0
+        # Better = higher validation IoU; on a tie (e.g. all-empty early predictions), lower loss.
+        if (val_iou, -val_loss) > (best_iou, -best_loss):
+            best_iou, best_loss, best_epoch, bad_epochs = val_iou, val_loss, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
@@ -394,6 +429,7 @@ def fit(
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "best_iou": best_iou,
+                "best_loss": best_loss,
                 "best_epoch": best_epoch,
                 "bad": bad_epochs,
                 "best_state": best_state,

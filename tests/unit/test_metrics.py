@@ -1,0 +1,54 @@
+"""IoU, Dice and boundary F1 on hand-built masks, where the answer is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hairseg.metrics import boundary_f1, dice, iou
+
+
+def square(size: int, top: int, left: int, side: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[top : top + side, left : left + side] = 255
+    return mask
+
+
+def test_iou_and_dice_of_overlapping_squares() -> None:
+    a = square(10, 0, 0, 4)  # 16 px
+    b = square(10, 0, 2, 4)  # 16 px, overlap 2 x 4 = 8 px
+    assert iou(a, b) == pytest.approx(8 / 24)
+    assert dice(a, b) == pytest.approx(2 * 8 / 32)
+
+
+def test_identical_disjoint_and_empty_masks() -> None:
+    a = square(8, 1, 1, 3)
+    empty = np.zeros_like(a)
+    assert iou(a, a) == 1.0 and dice(a, a) == 1.0 and boundary_f1(a, a) == 1.0
+    assert iou(a, square(8, 5, 5, 2)) == 0.0 and dice(a, square(8, 5, 5, 2)) == 0.0
+    assert iou(empty, empty) == 1.0 and dice(empty, empty) == 1.0
+    assert boundary_f1(empty, empty) == 1.0
+    assert iou(a, empty) == 0.0 and boundary_f1(a, empty) == 0.0
+
+
+def test_bool_and_uint8_masks_agree() -> None:
+    a, b = square(12, 2, 2, 6), square(12, 3, 3, 6)
+    assert iou(a, b) == iou(a > 127, b > 127)
+
+
+def test_boundary_f1_tolerance() -> None:
+    truth = square(40, 10, 10, 20)
+    shifted = square(40, 10, 12, 20)  # moved 2 px to the right
+    # Boundary of a 20x20 square: 76 px. Shifted by 2 px, the top and bottom edges overlap
+    # for 18 of 20 columns; the left/right edges are exactly 2 px away.
+    assert boundary_f1(shifted, truth, tolerance_px=2) == 1.0
+    strict = boundary_f1(shifted, truth, tolerance_px=0)
+    # At tolerance 0 only the shared stretches of the top and bottom edges match (columns
+    # 12..29: 18 px each); the vertical edges are 2 px apart. 36 of 76 px on both sides.
+    assert strict == pytest.approx(36 / 76)
+    assert boundary_f1(shifted, truth, tolerance_px=1) < 1.0
+
+
+def test_shape_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError, match="shapes differ"):
+        iou(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))

@@ -1,0 +1,76 @@
+"""ONNX export + int8 static QDQ quantization of a tiny model trained on a toy dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lifecycle_support as ls
+import pytest
+import torch
+
+from hairseg import quantize as q
+from hairseg.inference import OnnxSegmenter
+from hairseg.train import fit, load_split
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    root = ls.make_dataset(tmp_path_factory.mktemp("toy"), {"train": 24, "val": 8}, seed=1)
+    train = load_split(root, "train", ls.SIZE)
+    val = load_split(root, "val", ls.SIZE)
+    model_cfg, cfg = ls.tiny_configs(epochs=8)
+    model, result = fit(train, val, model_cfg, cfg, checkpoint_dir=tmp_path_factory.mktemp("ck"))
+    assert result.best_val_iou > 0.5, "the toy model must have learnt something to be a test"
+    return model, model_cfg, train, val
+
+
+def test_int8_stays_within_the_gate(trained, tmp_path: Path) -> None:
+    model, model_cfg, train, val = trained
+    cfg = q.QuantizeConfig(calibration_images=16, max_iou_drop=0.01, threads=1)
+    result = q.quantize(model, model_cfg, tmp_path, train.images, val.images, val.masks, cfg)
+    assert result.max_abs_diff_vs_torch < 1e-4
+    assert result.int8_val_iou is not None and result.iou_drop is not None
+    assert result.iou_drop <= cfg.max_iou_drop, result
+    assert result.variant == "int8" and result.file == q.INT8_FILE
+    assert result.int8_bytes < 0.5 * result.fp32_bytes  # int8 weights: about 4x smaller
+    selected = json.loads((tmp_path / q.SELECTED_FILE).read_text())
+    assert selected["variant"] == "int8"
+    int8 = OnnxSegmenter(tmp_path / q.INT8_FILE)
+    assert int8.metadata["hairseg.variant"] == "int8"
+    assert int8.input_size == ls.SIZE
+    ops = {n.op_type for n in __import__("onnx").load(str(tmp_path / q.INT8_FILE)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
+
+
+def test_fp32_ships_when_quantization_fails(trained, tmp_path: Path, monkeypatch) -> None:
+    """ORT quantization is replaced by a failing function (a stand-in for an ORT error)."""
+    model, model_cfg, train, val = trained
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("unsupported op")
+
+    monkeypatch.setattr(q, "quantize_int8", broken)
+    cfg = q.QuantizeConfig(calibration_images=4, threads=1)
+    result = q.quantize(model, model_cfg, tmp_path, train.images, val.images, val.masks, cfg)
+    assert result.variant == "fp32" and result.file == q.FP32_FILE
+    assert "int8 quantization failed: RuntimeError: unsupported op" in result.reason
+    assert not (tmp_path / q.INT8_FILE).exists()
+
+
+def test_fp32_ships_when_int8_drops_too_much(trained, tmp_path: Path, monkeypatch) -> None:
+    """The int8 IoU is reported 0.2 lower than fp32 (a stand-in for a bad quantization)."""
+    model, model_cfg, train, val = trained
+    real = q.mean_iou
+
+    def pessimistic(path: Path, *args, **kwargs) -> float:
+        return real(path, *args, **kwargs) - (0.2 if path.name == q.INT8_FILE else 0.0)
+
+    monkeypatch.setattr(q, "mean_iou", pessimistic)
+    cfg = q.QuantizeConfig(calibration_images=4, threads=1)
+    result = q.quantize(model, model_cfg, tmp_path, train.images, val.images, val.masks, cfg)
+    assert result.variant == "fp32"
+    assert "> max_iou_drop 0.01" in result.reason
+    assert (tmp_path / q.INT8_FILE).is_file(), "both artifacts are kept"
