@@ -200,7 +200,13 @@ def run_rollout(
                     state["rollout_id"], candidate.version, state["percent"],
                 )  # fmt: skip
                 # The canary must still load (and the local servers restart).
-                backend.gate(candidate, ModelRef.from_dict(state["stable"]))
+                try:
+                    backend.gate(candidate, ModelRef.from_dict(state["stable"]))
+                except GateError as exc:
+                    return _finish_rollback(
+                        state, backend, models, reports,
+                        [f"candidate failed the gate on resume: {exc}"], resumed=True,
+                    )  # fmt: skip
                 state.setdefault("resumed_at", []).append(_now())
                 return _run_steps(cfg, state, backend, models, reports, resumed=True)
         elif abort:
