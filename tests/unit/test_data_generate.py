@@ -133,3 +133,15 @@ def test_failed_generation_leaves_existing_data_untouched(tmp_path: Path, monkey
         generate_dataset(dest, dataclasses.replace(TINY, seed=99), overwrite=True)
     assert _digests(dest) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temp folders left
+
+
+def test_contact_sheet_grid(tmp_path: Path) -> None:
+    from hairseg.data.sheet import contact_sheet
+    from hairseg.imaging import read_image
+
+    dataset = generate_dataset(tmp_path / "d", TINY).path
+    sheet = read_image(contact_sheet(dataset, tmp_path / "sheet.png", count=3, columns=2, tile=32))
+    assert sheet.shape == (2 * 64, 2 * 32, 3)  # 2 rows of (image over overlay), 2 columns
+    assert not sheet[64:, 32:].any()  # the 4th cell is padding
+    with pytest.raises(HairsegError, match="count and columns"):
+        contact_sheet(dataset, tmp_path / "x.png", count=0)
