@@ -84,14 +84,20 @@ class LocalRun:
     run_dir: Path
     seconds: float
     tasks: dict[str, list[str]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "pipeline": self.pipeline,
             "run_dir": str(self.run_dir),
             "seconds": round(self.seconds, 1),
+            "outputs": {k: v for k, v in self.outputs.items() if _plain_value(v)},
             "tasks": self.tasks,
         }
+
+
+def _plain_value(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
 
 
 def run_local(
@@ -115,7 +121,7 @@ def run_local(
     )
     started = time.monotonic()
     try:
-        pipeline(**arguments)
+        task = pipeline(**arguments)
     except RuntimeError as exc:  # kfp.local: "Pipeline ... finished with status FAILURE ..."
         raise HairsegError(f"local pipeline run failed: {_plain(str(exc))}") from None
     seconds = time.monotonic() - started
@@ -130,7 +136,10 @@ def run_local(
         for task in sorted(run_dir.iterdir())
         if task.is_dir()
     }
-    run = LocalRun(pipeline=pipeline.name, run_dir=run_dir, seconds=seconds, tasks=tasks)
+    outputs = dict(getattr(task, "outputs", None) or {})
+    run = LocalRun(
+        pipeline=pipeline.name, run_dir=run_dir, seconds=seconds, tasks=tasks, outputs=outputs
+    )
     (run_dir / "local_run.json").write_text(json.dumps(run.as_dict(), indent=2) + "\n")
     return run
 

@@ -1,0 +1,227 @@
+"""The compiled pipelines: current with the source, strictly valid, wired as designed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hairseg import __version__
+from hairseg.config import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+pytest.importorskip("kfp")
+
+from hairseg_components import BASE_IMAGE, image_ref  # noqa: E402
+from hairseg_pipelines.compile import PIPELINES, compile_to_text, load_compiled  # noqa: E402
+from hairseg_pipelines.training import SECTIONS  # noqa: E402
+from hairseg_pipelines.versioning import compiled_path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def params() -> dict[str, Any]:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def training(params: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
+    text = compiled_path("hairseg-training", ROOT).read_text()
+    spec, platform = load_compiled(text)
+    assert platform is not None
+    return spec, platform, text
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_committed_yaml_is_current_with_the_source(name: str, params: dict[str, Any]) -> None:
+    """Fails when pipelines/, components/ or params.yaml changed without a recompile."""
+    path = compiled_path(name, ROOT)
+    assert path.name == f"{name}-v{__version__}.yaml"
+    assert path.is_file(), f"{path} missing: run `hairseg pipeline compile`"
+    fresh = compile_to_text(name, params, BASE_IMAGE)
+    assert path.read_text() == fresh, f"{path} is stale: run `hairseg pipeline compile`"
+
+
+def test_compile_is_deterministic(params: dict[str, Any]) -> None:
+    first = compile_to_text("hairseg-training", params, BASE_IMAGE)
+    assert compile_to_text("hairseg-training", params, BASE_IMAGE) == first
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_compiled_yaml_parses_strictly(name: str) -> None:
+    spec, platform = load_compiled(compiled_path(name, ROOT).read_text())
+    assert (platform is not None) == (name == "hairseg-training")  # only training has k8s
+    assert spec.pipeline_info.name == name
+    assert spec.pipeline_info.display_name.endswith(__version__)
+    assert spec.schema_version == "2.1.0"
+
+
+def test_strict_parse_rejects_unknown_fields() -> None:
+    text = compiled_path("hairseg-training", ROOT).read_text()
+    docs = list(yaml.safe_load_all(text))
+    docs[0]["pipelineInfo"]["bogus"] = 1
+    with pytest.raises(Exception, match="bogus"):
+        load_compiled(yaml.safe_dump_all(docs))
+    docs = list(yaml.safe_load_all(text))
+    executor = next(
+        iter(docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values())
+    )
+    executor["nodeSelectr"] = {}
+    with pytest.raises(Exception, match="nodeSelectr"):
+        load_compiled(yaml.safe_dump_all(docs))
+
+
+def _tasks(spec: Any) -> dict[str, Any]:
+    """Every task in the DAG, nested ones (inside dsl.If) included, by task name."""
+    out = dict(spec.root.dag.tasks)
+    for component in spec.components.values():
+        if component.WhichOneof("implementation") == "dag":
+            out.update(component.dag.tasks)
+    return out
+
+
+def test_training_dag_order_and_gate(training: tuple[Any, dict[str, Any], str]) -> None:
+    spec, _, _ = training
+    tasks = _tasks(spec)
+    expected = {
+        "generate-data": [],
+        "validate-data": ["generate-data"],
+        "build-features": ["validate-data"],
+        "train-model": ["build-features", "generate-data", "validate-data"],
+        "quantize-model": ["generate-data", "train-model"],
+        "evaluate-model": ["generate-data", "quantize-model"],
+        "gate-model": ["evaluate-model", "quantize-model", "train-model"],
+    }
+    for name, deps in expected.items():
+        assert sorted(tasks[name].dependent_tasks) == deps, name
+    # register and rollout run only when the gate's bool output is true
+    (condition_name,) = [n for n in spec.root.dag.tasks if n.startswith("condition")]
+    condition = spec.root.dag.tasks[condition_name]
+    assert condition.trigger_policy.condition == (
+        "inputs.parameter_values['pipelinechannel--gate-model-Output'] == true"
+    )
+    inner = spec.components[condition.component_ref.name].dag.tasks
+    assert set(inner) == {"register-model", "canary-rollout"}
+    assert list(inner["canary-rollout"].dependent_tasks) == ["register-model"]
+
+
+def test_caching_and_retries(training: tuple[Any, dict[str, Any], str]) -> None:
+    spec, _, _ = training
+    tasks = _tasks(spec)
+    cached = {n for n, t in tasks.items() if t.caching_options.enable_cache}
+    assert cached == {"generate-data", "validate-data", "build-features", "quantize-model"}
+    retried = {
+        n: t.retry_policy.max_retry_count
+        for n, t in tasks.items()
+        if t.retry_policy.max_retry_count
+    }
+    assert retried == {"register-model": 2, "canary-rollout": 2}
+
+
+def test_train_step_requests_a_gpu_on_the_terraform_gpu_pool(
+    training: tuple[Any, dict[str, Any], str],
+) -> None:
+    spec, platform, _ = training
+    executors = spec.deployment_spec.fields["executors"].struct_value.fields
+    train = executors["exec-train-model"].struct_value.fields["container"].struct_value
+    accelerator = train.fields["resources"].struct_value.fields["accelerator"].struct_value
+    assert accelerator.fields["resourceType"].string_value == "nvidia.com/gpu"
+    assert accelerator.fields["resourceCount"].string_value == "1"
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(k8s) == {"exec-train-model"}  # only training goes to the GPU pool
+    # the label and taint the Terraform GPU node groups set
+    main_tf = (ROOT / "infra/terraform/modules/aws-gpu-cluster/main.tf").read_text()
+    label = re.search(r'"hairseg\.io/accelerator"\s*=\s*"([^"]+)"', main_tf)
+    taint = re.search(
+        r'gpu_taint\s*=\s*\{\s*key\s*=\s*"([^"]+)",\s*value\s*=\s*"([^"]+)",\s*effect\s*=\s*"([^"]+)"',
+        main_tf,
+    )
+    assert label and taint
+    assert k8s["exec-train-model"]["nodeSelector"]["labels"] == {
+        "hairseg.io/accelerator": label.group(1)
+    }
+    assert k8s["exec-train-model"]["tolerations"] == [
+        {
+            "key": taint.group(1),
+            "operator": "Equal",
+            "value": taint.group(2),
+            "effect": taint.group(3),
+        }
+    ]
+
+
+def test_every_step_runs_in_the_versioned_project_image(
+    training: tuple[Any, dict[str, Any], str], params: dict[str, Any]
+) -> None:
+    spec, _, _ = training
+    executors = spec.deployment_spec.fields["executors"].struct_value.fields
+    containers = [
+        e.struct_value.fields["container"].struct_value
+        for e in executors.values()
+        if "container" in e.struct_value.fields
+    ]
+    assert len(containers) == 9
+    for container in containers:
+        assert container.fields["image"].string_value == f"ghcr.io/hairseg/hairseg:{__version__}"
+        command = " ".join(v.string_value for v in container.fields["command"].list_value.values)
+        assert "pip install" not in command  # the image has everything
+    other = compile_to_text(
+        "hairseg-training", params, image_ref("registry.example.com:5000/ml/hairseg")
+    )
+    assert f"registry.example.com:5000/ml/hairseg:{__version__}" in other
+    assert "ghcr.io/hairseg" not in other
+
+
+def _normalise(value: Any) -> Any:
+    """protobuf Struct has only doubles: 12 comes back as 12.0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def test_parameters_mirror_params_yaml(
+    training: tuple[Any, dict[str, Any], str], params: dict[str, Any]
+) -> None:
+    from google.protobuf import json_format
+
+    spec, _, _ = training
+    inputs = spec.root.input_definitions.parameters
+    for section in SECTIONS:
+        default = json_format.MessageToDict(inputs[f"{section}_params"].default_value)
+        assert default == _normalise(params[section]), section
+    assert inputs["mlflow_tracking_uri"].default_value.string_value.startswith("http://mlflow.")
+    assert inputs["rollout_backend"].default_value.string_value == "kserve"
+
+
+def test_dockerfile_builds_the_image_from_the_lock() -> None:
+    """Static checks of the root Dockerfile (no Docker engine here): every COPY source
+    exists and survives .dockerignore, dependencies come from the lock, the project is
+    installed without re-resolving them, and the image has what the steps need."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    ignore = (ROOT / ".dockerignore").read_text().split("\n")
+    included = [line[1:] for line in ignore if line.startswith("!")]
+    for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, flags=re.M):
+        assert (ROOT / source).exists(), source
+        assert any(
+            source == inc or inc.startswith(source.rstrip("/") + "/") or inc == f"{source}/**"
+            for inc in included
+        ), f"{source} is excluded by .dockerignore"
+    assert "uv pip sync" in dockerfile and "requirements.lock" in dockerfile
+    assert re.search(r"uv pip install .*--no-deps \.", dockerfile)
+    assert "HAIRSEG_GIT_COMMIT=${GIT_COMMIT}" in dockerfile
+    # everything the wheel packages must be in the build context
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    packages = re.search(r"packages = \[(.*?)\]", pyproject, flags=re.S)
+    assert packages
+    for package in re.findall(r'"([^"]+)"', packages.group(1)):
+        assert re.search(rf"^COPY {re.escape(package.split('/')[0])}", dockerfile, flags=re.M) or (
+            re.search(rf"^COPY {re.escape(package)} ", dockerfile, flags=re.M)
+        ), package
