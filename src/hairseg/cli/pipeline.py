@@ -133,6 +133,17 @@ def _pipeline_defaults(component: Any) -> dict[str, Any]:
     return {name: spec.default for name, spec in component.component_spec.inputs.items()}
 
 
+def _require(args: Mapping[str, Any]) -> None:
+    """Parameters without a default must be given."""
+    missing = sorted(name for name, value in args.items() if value is None)
+    if missing:
+        raise HairsegError(
+            f"missing required pipeline parameter(s): {', '.join(missing)}; pass "
+            + " ".join(f"--param {name}=..." for name in missing),
+            exit_code=EXIT_USAGE,
+        )
+
+
 def _sections(pipeline_name: str) -> tuple[str, ...]:
     if pipeline_name == "hairseg-training":
         from hairseg_pipelines.training import SECTIONS
@@ -264,6 +275,7 @@ def run_cmd(
     component = build(pipeline_name, params, _image(None))
     defaults = _pipeline_defaults(component)
     args = parse_param_pairs(param_pairs, defaults, _sections(pipeline_name))
+    _require({**defaults, **args})
     sha, _ = git_commit(".")
     if "git_commit" in defaults and "git_commit" not in args and sha:
         args["git_commit"] = sha
@@ -328,5 +340,6 @@ def run_local_cmd(
         _pipeline_defaults(component), Path("."), tiny=tiny, tracking_uri=tracking_uri
     )
     args.update(parse_param_pairs(param_pairs, args, _sections(pipeline_name)))
+    _require(args)
     run = run_local(component, args, pipeline_root, cache=cache)
     click.echo(json.dumps(run.as_dict(), indent=2))

@@ -1,0 +1,139 @@
+"""The whole pipelines run without a cluster: ``hairseg pipeline run-local`` (kfp.local,
+SubprocessRunner) on tiny parameters, against a real SQLite MLflow in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("kfp")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def run_local(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run the CLI in a subprocess; return the run's ``local_run.json``."""
+    pipeline_root = tmp_path / "kfp-root"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hairseg",
+            "pipeline",
+            "run-local",
+            "--no-cache",
+            "--pipeline-root",
+            str(pipeline_root),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-4000:])
+    (run_dir,) = [p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return json.loads((run_dir / "local_run.json").read_text())
+
+
+def task_output(run: dict[str, Any], task: str, name: str) -> Any:
+    """A task's output parameter, from the executor output kfp.local wrote."""
+    doc = json.loads((Path(run["run_dir"]) / task / "executor_output.json").read_text())
+    return doc["parameterValues"][name]
+
+
+def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) -> None:
+    from hairseg_pipelines.versioning import git_commit
+    from mlflow import MlflowClient
+
+    run = run_local(tmp_path, "--tiny", "--param", "train.seed=3")
+    steps = {
+        "generate-data", "validate-data", "build-features", "train-model", "quantize-model",
+        "evaluate-model", "gate-model", "register-model", "canary-rollout",
+    }  # fmt: skip
+    assert set(run["tasks"]) == steps, run["tasks"]
+    out = Path(run["run_dir"])
+
+    # the same kinds of files `dvc repro` produces
+    assert "Expectation" in (out / "validate-data" / "data_docs").read_text()
+    assert (out / "validate-data" / "validation_report" / "data_docs" / "index.html").is_file()
+    assert (out / "validate-data" / "validation_report" / "result.json").is_file()
+    onnx = out / "quantize-model" / "onnx_model"
+    selected = json.loads((onnx / "selected.json").read_text())
+    assert (onnx / selected["file"]).is_file() and (onnx / "weights.pt").is_file()
+    evaluation = json.loads((out / "evaluate-model" / "evaluation" / "evaluate.json").read_text())
+    assert evaluation["n_images"] == 4 and 0.0 <= evaluation["candidate"]["iou"] <= 1.0
+    assert (out / "evaluate-model" / "evaluation" / "plots" / "slice_iou.csv").is_file()
+    assert (out / "gate-model" / "model_card").read_text().startswith("#")
+    assert "<html" not in (out / "gate-model" / "model_card").read_text()[:50]
+    assert (out / "gate-model" / "model_card_html").read_text().startswith("<!doctype html>")
+    assert task_output(run, "gate-model", "Output") is True
+    train_summary = json.loads((out / "train-model" / "train_files" / "train.json").read_text())
+    assert train_summary["epochs_run"] == 1  # --tiny: one epoch
+    assert (out / "build-features" / "eval_slices").is_file()
+
+    # a new registered version with lineage tags
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    (version,) = client.search_model_versions("name='hairseg'")
+    assert task_output(run, "register-model", "Output") == f"models:/hairseg/{version.version}"
+    tags = version.tags
+    assert tags["pipeline_name"] == "hairseg-training"
+    assert tags["pipeline_version"] == "0.1.0"
+    assert tags["pipeline_run_id"] not in ("", "local")
+    assert tags["git_commit"] == git_commit(ROOT)[0]
+    assert tags["data_md5"].endswith(".dir")
+    assert len(tags["params_hash"]) == 16
+    assert tags["gate"] == "pass"
+    assert tags["run_id"] == client.get_run(tags["run_id"]).info.run_id  # the training run
+    model = client.get_registered_model("hairseg")
+    assert model.aliases == {"candidate": version.version, "champion": version.version}
+    # the first version is champion by bootstrap, so the rollout has nothing to canary
+    assert task_output(run, "canary-rollout", "Output") == "nothing_to_roll_out"
+
+
+def test_drift_pipeline_runs_locally(tmp_path: Path) -> None:
+    """hairseg-drift with importers: training statistics vs a darkened inference log."""
+    from hairseg_components.runtime import hairseg_cli
+
+    from hairseg.data.generate import DataParams, generate_dataset
+    from hairseg.data.stats import compute_image_stats, write_stats
+
+    dataset = tmp_path / "data"
+    generate_dataset(dataset, DataParams(n_train=12, n_val=0, n_test=0, image_size=64))
+    stats = write_stats(compute_image_stats(dataset), tmp_path / "image_stats.parquet")
+    log = tmp_path / "inference_log"
+    hairseg_cli(
+        "monitor",
+        "simulate",
+        "--dataset",
+        dataset,
+        "--shift",
+        "dark",
+        "--split",
+        "train",
+        "--out",
+        log,
+    )
+    run = run_local(
+        tmp_path,
+        "--pipeline", "hairseg-drift",
+        "--param", f"reference_stats_uri={stats}",
+        "--param", f"inference_log_uri={log}",
+        "--param", "monitor.min_rows=10",
+    )  # fmt: skip
+    assert run["outputs"] == {"Output": True}
+    assert set(run["tasks"]) == {"drift-check", "importer", "importer-2"}
+    report = Path(run["run_dir"]) / "drift-check" / "drift_report"
+    assert "evidently" in report.read_text().lower()
