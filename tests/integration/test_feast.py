@@ -9,11 +9,10 @@ SQLite and the offline store the Parquet files.
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import shutil
 import subprocess
-import sys
 from contextlib import chdir
 from pathlib import Path
 
@@ -251,39 +250,32 @@ def test_cli_bad_input(world: Path, built: dict, capsys: pytest.CaptureFixture[s
     assert code == 2 and "feature repo" in err and "no_such_repo is not a folder" in err
 
 
-def test_cluster_config_reads_redis_and_object_storage_from_the_environment() -> None:
+def test_cluster_config_reads_redis_and_object_storage_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Parses feature_store.cluster.yaml and the definitions as `feast apply` would on the
     cluster; the Redis server and bucket themselves cannot run here (nothing connects)."""
+    from feast.repo_config import load_repo_config
+
     env = {
         "FEAST_REGISTRY_URI": "s3://hairseg-artifacts/feast/registry.db",
         "FEAST_REDIS_CONNECTION_STRING": "redis-master.feast.svc.cluster.local:6379,password=pw",
         "HAIRSEG_FEATURE_SOURCE_ROOT": "s3://hairseg-artifacts/features/",
     }
-    code = """
-import json, sys
-from pathlib import Path
-sys.path.insert(0, "feature_repo")
-from feast.repo_config import load_repo_config
-import feature_definitions as d
-c = load_repo_config(Path("feature_repo"), Path("feature_repo/feature_store.cluster.yaml"))
-print(json.dumps({"online": c.online_store.type, "redis": c.online_store.connection_string,
-    "registry": c.registry.path, "image_stats": d.image_stats_source.path,
-    "inference": d.inference_stats_batch_source.path}))
-"""
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    repo = ROOT / "feature_repo"
+    config = load_repo_config(repo, repo / "feature_store.cluster.yaml")
+    assert config.online_store.type == "redis"
+    assert config.online_store.connection_string == env["FEAST_REDIS_CONNECTION_STRING"]
+    assert config.registry.path == env["FEAST_REGISTRY_URI"]
+    spec = importlib.util.spec_from_file_location(
+        "hairseg_cluster_definitions", repo / "feature_definitions.py"
     )
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got == {
-        "online": "redis",
-        "redis": env["FEAST_REDIS_CONNECTION_STRING"],
-        "registry": env["FEAST_REGISTRY_URI"],
-        "image_stats": "s3://hairseg-artifacts/features/image_stats.parquet",
-        "inference": "s3://hairseg-artifacts/features/inference_stats.parquet",
-    }
+    assert spec is not None and spec.loader is not None
+    definitions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(definitions)
+    root = "s3://hairseg-artifacts/features"
+    assert definitions.image_stats_source.path == f"{root}/image_stats.parquet"
+    assert definitions.customer_profile_source.path == f"{root}/customers.parquet"
+    assert definitions.inference_stats_batch_source.path == f"{root}/inference_stats.parquet"

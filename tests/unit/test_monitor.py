@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from hairseg.errors import HairsegError
-from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig, check_drift
+from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig, check_drift, load_reference
 from hairseg.monitoring.inference_log import (
     INFERENCE_LOG_SCHEMA,
     InferenceLogWriter,
@@ -164,3 +164,19 @@ def test_config_is_checked() -> None:
         MonitorConfig(min_rows=1)
     with pytest.raises(HairsegError, match="not an Evidently numerical stat test"):
         check_drift(_stats(100, 1), _stats(100, 2), MonitorConfig(stattest="no_such_test"))
+
+
+def test_corrupt_part_and_empty_reference_split_are_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "part-0.parquet").write_bytes(b"not parquet")
+    with pytest.raises(HairsegError, match="unreadable part") as exc:
+        read_inference_log(tmp_path / "log")
+    assert exc.value.exit_code == 2
+
+    reference = tmp_path / "stats.parquet"
+    _stats(60, 1).assign(split="train", decodes=True).to_parquet(reference)
+    assert len(load_reference(reference, MonitorConfig())) == 60
+    with pytest.raises(HairsegError, match=r"no rows in split 'val'.*present: \['train'\]") as exc:
+        load_reference(reference, MonitorConfig(reference_split="val"))
+    assert exc.value.exit_code == 2
+    assert len(load_reference(reference, MonitorConfig(reference_split=""))) == 60

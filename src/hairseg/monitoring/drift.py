@@ -274,7 +274,9 @@ def load_reference(path: str | Path, cfg: MonitorConfig) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path)
     except Exception as exc:
-        raise HairsegError(f"reference {path} is not a readable parquet file: {exc}") from None
+        raise HairsegError(
+            f"reference {path} is not a readable parquet file: {exc}", exit_code=EXIT_USAGE
+        ) from None
     if "decodes" in df.columns:
         df = df[df["decodes"].fillna(False).astype(bool)]
     if cfg.reference_split:
@@ -284,7 +286,14 @@ def load_reference(path: str | Path, cfg: MonitorConfig) -> pd.DataFrame:
                 f"{cfg.reference_split!r} (set it to '' to use every row)",
                 exit_code=EXIT_USAGE,
             )
+        splits = sorted(df["split"].dropna().astype(str).unique())
         df = df[df["split"] == cfg.reference_split]
+        if df.empty:
+            raise HairsegError(
+                f"reference {path} has no rows in split {cfg.reference_split!r} "
+                f"(monitor.reference_split); splits present: {splits}",
+                exit_code=EXIT_USAGE,
+            )
     return df.reset_index(drop=True)
 
 

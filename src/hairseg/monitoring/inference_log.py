@@ -212,11 +212,15 @@ def read_inference_log(log_dir: str | Path) -> pd.DataFrame:
     try:
         tables = [pq.read_table(p) for p in parts]
     except (OSError, pa.ArrowInvalid) as exc:
-        raise HairsegError(f"inference log {log_dir} has an unreadable part: {exc}") from None
+        raise HairsegError(
+            f"inference log {log_dir} has an unreadable part: {exc}", exit_code=EXIT_USAGE
+        ) from None
     try:
         table = pa.concat_tables(tables, promote_options="default")
     except pa.ArrowInvalid as exc:
-        raise HairsegError(f"inference log parts in {log_dir} disagree on schema: {exc}") from None
+        raise HairsegError(
+            f"inference log parts in {log_dir} disagree on schema: {exc}", exit_code=EXIT_USAGE
+        ) from None
     df = table.to_pandas()
     if df.empty:
         raise HairsegError(f"inference log {log_dir} holds no rows", exit_code=EXIT_USAGE)
