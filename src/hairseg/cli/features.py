@@ -37,6 +37,13 @@ CONFIG = click.option(
     default=None,
     help="Feast config file [default: REPO/feature_store.yaml], e.g. feature_store.cluster.yaml.",
 )
+IMAGE_STATS = click.option(
+    "--image-stats",
+    type=click.Path(path_type=Path),
+    default="artifacts/image_stats.parquet",
+    show_default=True,
+    help="Image statistics; its (image_id, event_timestamp) rows drive the point-in-time read.",
+)
 
 
 def _cfg(params_file: Path) -> FeaturesConfig:
@@ -151,13 +158,7 @@ def materialize_cmd(
 @PARAMS
 @REPO
 @CONFIG
-@click.option(
-    "--image-stats",
-    type=click.Path(path_type=Path),
-    default="artifacts/image_stats.parquet",
-    show_default=True,
-    help="Entity rows (image_id, event_timestamp) for the point-in-time read.",
-)
+@IMAGE_STATS
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -194,12 +195,7 @@ def _eval_slices(
 @PARAMS
 @REPO
 @CONFIG
-@click.option(
-    "--image-stats",
-    type=click.Path(path_type=Path),
-    default="artifacts/image_stats.parquet",
-    show_default=True,
-)
+@IMAGE_STATS
 @click.option(
     "--slices",
     "slices_out",
