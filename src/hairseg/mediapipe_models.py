@@ -337,6 +337,8 @@ class FaceDetector:
     """
 
     def __init__(self, model: str | Path, *, min_confidence: float = 0.5) -> None:
+        # MediaPipe's glog warns per image about tensor alignment; keep errors only.
+        os.environ.setdefault("GLOG_minloglevel", "2")
         from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceDetectorOptions(

@@ -29,6 +29,9 @@ import pandas as pd
 from hairseg.data.manifest import SPLITS
 from hairseg.data.stats import FaceCounter, add_duplicate_columns, compute_image_stats
 
+# GX logs its import and every store write at INFO; only its warnings are worth a line.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
 __all__ = [
     "Failure",
     "ValidateParams",
@@ -201,8 +204,6 @@ def _gx_frame(stats: pd.DataFrame) -> pd.DataFrame:
 
 def _run_gx(frame: pd.DataFrame, expectations: list, workdir: Path) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    # GX logs every store write at INFO; only its warnings are worth a line.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
