@@ -279,3 +279,11 @@ def test_cluster_config_reads_redis_and_object_storage_from_the_environment(
     assert definitions.image_stats_source.path == f"{root}/image_stats.parquet"
     assert definitions.customer_profile_source.path == f"{root}/customers.parquet"
     assert definitions.inference_stats_batch_source.path == f"{root}/inference_stats.parquet"
+
+
+def test_online_features_on_an_unapplied_repo_says_what_to_run(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "feature_repo", tmp_path / "repo", ignore=shutil.ignore_patterns("data"))
+    with pytest.raises(HairsegError, match="customer_profile_v1 is not registered.*features build"):
+        OnlineFeatures(tmp_path / "repo")
+    with pytest.raises(HairsegError, match="is not a Feast repo"):
+        OnlineFeatures(tmp_path)

@@ -113,6 +113,13 @@ class OnlineFeatures:
         self.store = FeatureStore(
             repo_path=str(repo_path), fs_yaml_file=Path(config_file) if config_file else None
         )
+        try:
+            self.store.get_feature_view(CUSTOMER_PROFILE_VIEW)
+        except Exception as exc:  # Feast raises several types for "not registered"
+            raise HairsegError(
+                f"feature view {CUSTOMER_PROFILE_VIEW} is not registered in {repo_path} "
+                f"({type(exc).__name__}); run `hairseg features build` first"
+            ) from None
         self._features = [f"{CUSTOMER_PROFILE_VIEW}:{name}" for name in CUSTOMER_PROFILE_FEATURES]
         self._push_lock = threading.Lock()  # the file offline store rewrites one file
 
