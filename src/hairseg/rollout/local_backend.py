@@ -181,6 +181,11 @@ class LocalBackend:
             budget = policy.max_error_rate * max(sent["canary"], policy.min_requests)
             if errors["canary"] > budget:
                 break  # the error budget is spent: more traffic only hurts users
+            if (
+                len(disagreements) >= max(policy.min_mirrored, 1)
+                and float(np.mean(disagreements)) > policy.max_disagreement
+            ):
+                break  # enough mirrored evidence that its masks are wrong: stop early
             index = self._cursor
             self._cursor += 1
             image = sample[index % len(sample)]
