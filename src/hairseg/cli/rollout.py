@@ -108,7 +108,12 @@ def rollout(
     fail_on_rollback: bool,
     metrics_out: Path | None,
 ) -> None:
-    """Canary-roll the candidate out; promote it to champion or roll it back."""
+    """Canary-roll the candidate out; promote it to champion or roll it back.
+
+    Exit codes: 0 promoted, nothing to roll out, or aborted cleanly; 3 rolled back;
+    4 rejected by the pre-traffic gate; 1 failure; 2 bad input. Run it again after an
+    interruption to resume (same candidate) or pass --abort to roll back.
+    """
     from hairseg import registry
     from hairseg.config import load_params
     from hairseg.rollout.config import load_rollout_config
