@@ -30,6 +30,7 @@ from hairseg.features import (
 )
 from hairseg.features.store import IMAGE_STATS_FEATURES, feature_store
 from hairseg.imaging import image_statistics
+from hairseg.monitoring.inference_log import InferenceLogWriter
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +208,11 @@ def test_push_reaches_online_and_offline_stores(world: Path, built: dict) -> Non
     assert got["hair_coverage"] == pytest.approx([0.1, 0.2])
     assert got["model_version"] == ["7", "7"]
     offline = pd.read_parquet(world / "feature_repo" / "data" / "inference_stats.parquet")
-    assert sorted(offline["request_id"]) == ["req-0", "req-1", "req-2"]
+    assert sorted(r for r in offline["request_id"] if r.startswith("req-")) == [
+        "req-0",
+        "req-1",
+        "req-2",
+    ]
     hist = online.store.get_historical_features(
         entity_df=pd.DataFrame({"image_id": ["req-0"], "event_timestamp": [now]}),
         features=["inference_stats_v1:width"],
@@ -287,3 +292,32 @@ def test_online_features_on_an_unapplied_repo_says_what_to_run(tmp_path: Path) -
         OnlineFeatures(tmp_path / "repo")
     with pytest.raises(HairsegError, match="is not a Feast repo"):
         OnlineFeatures(tmp_path)
+
+
+def test_push_log_sends_each_inference_log_part_once(
+    world: Path, built: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = world / "inference_log"
+    with InferenceLogWriter(log, flush_every=2) as writer:
+        for i in range(3):
+            stats = image_statistics(np.full((8, 8, 3), 60 * i, np.uint8)).as_dict()
+            writer.append({"request_id": f"log-{i}", "model_version": "7", **stats})
+    args = ["features", "push-log", "--params", str(PARAMS), "--repo", "feature_repo"]
+    code, out, err = _cli(world, capsys, *args, "--log", "inference_log")
+    assert code == 0, err
+    assert out.strip() == "pushed 3 rows from 2 new part(s) of inference_log"
+    code, out, _ = _cli(world, capsys, *args, "--log", "inference_log")
+    assert code == 0 and out.strip() == "pushed 0 rows from 0 new part(s) of inference_log"
+    online = OnlineFeatures(world / "feature_repo")
+    got = online.store.get_online_features(
+        features=["inference_stats_v1:brightness"], entity_rows=[{"image_id": "log-2"}]
+    ).to_dict()
+    assert got["brightness"] == [pytest.approx(120 / 255)]
+    offline = pd.read_parquet(world / "feature_repo" / "data" / "inference_stats.parquet")
+    assert sorted(r for r in offline["request_id"] if r.startswith("log-")) == [
+        "log-0",
+        "log-1",
+        "log-2",
+    ]
+    code, _, err = _cli(world, capsys, *args, "--log", "nowhere")
+    assert code == 2 and "inference log nowhere does not exist" in err

@@ -258,3 +258,25 @@ def online_cmd(
     if found is None:
         raise HairsegError(f"no online profile for customer {customer_id!r}")
     click.echo(json.dumps(asdict(found), indent=2))
+
+
+@features.command("push-log")
+@PARAMS
+@REPO
+@CONFIG
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(path_type=Path),
+    default=".hairseg/inference_log",
+    show_default=True,
+    help="Inference log folder written by the predictor.",
+)
+def push_log_cmd(
+    params_file: Path, repo: Path | None, config_file: Path | None, log_dir: Path
+) -> None:
+    """Push new inference-log parts to inference_stats_v1 (online and offline)."""
+    from hairseg.features.online import push_inference_log
+
+    pushed = push_inference_log(repo or _cfg(params_file).repo, log_dir, config_file=config_file)
+    click.echo(f"pushed {pushed['rows']} rows from {pushed['parts']} new part(s) of {log_dir}")

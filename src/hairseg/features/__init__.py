@@ -4,7 +4,7 @@ Feast itself is imported inside the functions, so importing this package stays c
 """
 
 from hairseg.features.customers import demo_customers, write_customers
-from hairseg.features.online import CustomerProfile, OnlineFeatures
+from hairseg.features.online import CustomerProfile, OnlineFeatures, push_inference_log
 from hairseg.features.store import (
     EVAL_SLICE_COLUMNS,
     FeaturesConfig,
@@ -27,6 +27,7 @@ __all__ = [
     "feature_store",
     "historical_image_features",
     "materialize",
+    "push_inference_log",
     "training_frame",
     "write_customers",
 ]

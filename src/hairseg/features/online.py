@@ -21,6 +21,7 @@ __all__ = [
     "INFERENCE_STATS_COLUMNS",
     "CustomerProfile",
     "OnlineFeatures",
+    "push_inference_log",
     "to_push_frame",
 ]
 
@@ -149,3 +150,41 @@ class OnlineFeatures:
         with self._push_lock:
             self.store.push(INFERENCE_STATS_PUSH, df, to=PushMode.ONLINE_AND_OFFLINE)
         return len(df)
+
+
+PUSH_LEDGER = ".feast_pushed.json"
+
+
+def push_inference_log(
+    repo_path: str | Path, log_dir: str | Path, *, config_file: str | Path | None = None
+) -> dict[str, int]:
+    """Push the inference-log parts not pushed before to ``inference_stats_push``.
+
+    A ledger (``LOG_DIR/.feast_pushed.json``) lists the parts already pushed; it is updated
+    after each successful push, so a crash in between re-pushes that batch (at least once).
+    Returns the number of parts and rows pushed.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log_dir = Path(log_dir)
+    if not log_dir.is_dir():
+        raise HairsegError(f"inference log {log_dir} does not exist", exit_code=EXIT_USAGE)
+    ledger = log_dir / PUSH_LEDGER
+    done: set[str] = set(json.loads(ledger.read_text())) if ledger.is_file() else set()
+    parts = [p for p in sorted(log_dir.glob("part-*.parquet")) if p.name not in done]
+    if not parts:
+        return {"parts": 0, "rows": 0}
+    try:
+        frame = pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise HairsegError(
+            f"inference log {log_dir} has an unreadable part: {exc}", exit_code=EXIT_USAGE
+        ) from None
+    rows = OnlineFeatures(repo_path, config_file=config_file).push_inference_stats(frame)
+    tmp = ledger.with_name(f"{ledger.name}.tmp")
+    tmp.write_text(json.dumps(sorted(done | {p.name for p in parts}), indent=0))
+    tmp.replace(ledger)
+    return {"parts": len(parts), "rows": rows}
