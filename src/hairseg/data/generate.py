@@ -204,7 +204,7 @@ def sample_spec(rng: np.random.Generator, size: int) -> PortraitSpec:
         hair_rgb=tuple(float(v) for v in hair),
         highlight_rgb=highlight,
         skin_index=int(rng.integers(0, len(_MONK))),
-        background_kind=_choice(rng, BACKGROUND_KINDS, p=[0.22, 0.24, 0.2, 0.16, 0.18]),
+        background_kind=_choice(rng, BACKGROUND_KINDS, p=[0.24, 0.26, 0.22, 0.16, 0.12]),
         lighting=_choice(rng, LIGHTINGS, p=[0.35, 0.13, 0.12, 0.13, 0.12, 0.15]),
         cx=size * rng.uniform(0.42, 0.58),
         cy=size * rng.uniform(0.38, 0.48),
@@ -213,10 +213,10 @@ def sample_spec(rng: np.random.Generator, size: int) -> PortraitSpec:
         beard=bool(rng.random() < (0.35 if bald_or_short else 0.12)),
         hat=bool(rng.random() < 0.12 and style != "bald"),
         hand=bool(rng.random() < 0.12),
-        stray_strands=int(rng.integers(0, 30)) if style != "bald" else 0,
+        stray_strands=int(rng.integers(0, 12)) if style != "bald" else 0,
         blur_sigma=float(rng.uniform(0.6, 1.6)) if rng.random() < 0.2 else 0.0,
-        noise_sigma=float(rng.uniform(2.0, 9.0)) if rng.random() < 0.3 else 0.0,
-        jpeg_quality=int(rng.integers(25, 85)) if rng.random() < 0.35 else None,
+        noise_sigma=float(rng.uniform(2.0, 7.0)) if rng.random() < 0.3 else 0.0,
+        jpeg_quality=int(rng.integers(35, 90)) if rng.random() < 0.35 else None,
     )
 
 
@@ -591,7 +591,7 @@ def _stray_strands(
         away = start - np.array((spec.cx, spec.cy - spec.ry * 0.3), dtype=np.float32)
         away /= np.linalg.norm(away) + 1e-6
         normal = np.array((-away[1], away[0]))
-        length = spec.size * rng.uniform(0.03, 0.1)
+        length = spec.size * rng.uniform(0.03, 0.07)
         s = np.linspace(0, 1, 8)[:, None]
         pts = start + s * length * away + s**2 * rng.normal(0, 0.4) * length * normal
         cv2.polylines(strands, [np.round(pts).astype(np.int32)], False, 1, 1)
@@ -655,7 +655,7 @@ def _light_and_degrade(
     """Lighting, blur, sensor noise and an in-memory JPEG round trip (image only)."""
     gain = np.ones(3, dtype=np.float32)
     if spec.lighting == "dim":
-        rgb = rgb * rng.uniform(0.4, 0.65)
+        rgb = rgb * rng.uniform(0.5, 0.75)
     elif spec.lighting == "bright":
         rgb = rgb * rng.uniform(1.2, 1.5) + 15
     elif spec.lighting == "warm":
@@ -769,7 +769,7 @@ def generate_dataset(
     try:
         rows = []
         jobs = [(split, i) for split, n in params.counts().items() for i in range(n)]
-        for split, i in tqdm(jobs, desc="generate", unit="img", disable=not progress):
+        for split, i in tqdm(jobs, desc="generate", unit="img", disable=None if progress else True):
             spec, out = render_index(params.seed, split, i, params.image_size)
             image_id = f"demo-{split}-{i:05d}"
             write_png(tmp / "images" / f"{image_id}.png", out.image)

@@ -128,7 +128,8 @@ def _write_dataset(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.import-", dir=dest.parent))
     try:
         out = [
-            build(row, staging) for row in tqdm(rows, desc=desc, unit="img", disable=not progress)
+            build(row, staging)
+            for row in tqdm(rows, desc=desc, unit="img", disable=None if progress else True)
         ]
         df = pd.DataFrame(out)
         write_manifest(df, staging)

@@ -180,7 +180,7 @@ def compute_image_stats(
             total=len(manifest),
             desc="image stats",
             unit="img",
-            disable=not progress,
+            disable=None if progress else True,
         )
     ]
     df = pd.DataFrame(rows, columns=list(STATS_COLUMNS))
