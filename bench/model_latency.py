@@ -1,0 +1,142 @@
+"""Model-only latency: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime int8.
+
+Batch 1 and 8, at 256² and 512², on preprocessed input (no decode/resize), ORT sessions with
+``intra_op_num_threads`` = --threads and all graph optimisations. Uses the trained weights
+in models/ when present (latency does not depend on the weight values; an untrained network
+of the same architecture is used otherwise), exports each size to ONNX, quantizes it with
+static QDQ int8 (calibration: train images when data/ exists, else noise), and times it.
+
+    .venv/bin/python bench/model_latency.py --write docs/BENCHMARKS.md
+
+appends a dated table (with this command and the machine's load average) to the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hairseg.evaluate import measure_latency
+from hairseg.model import ModelConfig, build_model, load_model
+from hairseg.quantize import QuantizeConfig, export_onnx, quantize_int8
+
+
+def _calibration(size: int, data: Path, n: int) -> np.ndarray:
+    if (data / "manifest.parquet").is_file():
+        from hairseg.train import load_split
+
+        return load_split(data, "train", size, n).images
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--write", type=Path, default=None, help="append the table to this file")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    weights = args.models / "weights.pt"
+    if weights.is_file():
+        model, base_cfg = load_model(weights, args.models / "model_config.json")
+        source = f"trained weights ({weights})"
+    else:
+        base_cfg = ModelConfig()
+        model = build_model(cfg=base_cfg).eval()
+        source = "untrained weights (no models/weights.pt)"
+
+    rows = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="hairseg-bench-") as tmp:
+        for size in args.sizes:
+            cfg = replace(base_cfg, input_size=size)
+            fp32 = Path(tmp) / f"fp32_{size}.onnx"
+            int8 = Path(tmp) / f"int8_{size}.onnx"
+            export_onnx(model, cfg, fp32)
+            quantize_int8(fp32, int8, _calibration(size, args.data, 32), size, QuantizeConfig())
+            sessions = {
+                "ort fp32": _session(fp32, args.threads),
+                "ort int8": _session(int8, args.threads),
+            }
+            for batch_size in args.batches:
+                x = (
+                    np.random.default_rng(0)
+                    .normal(size=(batch_size, 3, size, size))
+                    .astype(np.float32)
+                )
+                xt = torch.from_numpy(x)
+                with torch.inference_mode():
+                    p50, p95 = measure_latency(model, xt, args.warmup, args.repeats)
+                rows.append(("pytorch eager fp32", size, batch_size, p50, p95))
+                for name, sess in sessions.items():
+                    p50, p95 = measure_latency(
+                        lambda b, s=sess: s.run(["logits"], {"image": b}),
+                        x,
+                        args.warmup,
+                        args.repeats,
+                    )
+                    rows.append((name, size, batch_size, p50, p95))
+                for row in rows[-3:]:
+                    print(
+                        f"{row[0]:20s} {row[1]:4d}² batch {row[2]}: p50 {row[3]:8.2f} ms  p95 {row[4]:8.2f} ms",
+                        flush=True,
+                    )
+    load_after = os.getloadavg()
+
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "",
+        f"### Model latency ({when})",
+        "",
+        "```bash",
+        f".venv/bin/python bench/model_latency.py --threads {args.threads} "
+        f"--repeats {args.repeats}" + (f" --write {args.write}" if args.write else ""),
+        "```",
+        "",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+        f"{args.threads} threads (torch intra-op / ORT intra_op_num_threads), {source}, "
+        f"{args.repeats} timed runs after {args.warmup} warm-up. Load average (1 min) "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after: other jobs shared the CPU "
+        "when it is above the thread count, so these are upper bounds.",
+        "",
+        "| backend | input | batch | p50 ms | p95 ms | p50 ms / image |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, size, batch_size, p50, p95 in rows:
+        lines.append(
+            f"| {name} | {size}² | {batch_size} | {p50:.2f} | {p95:.2f} | {p50 / batch_size:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        with args.write.open("a") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
