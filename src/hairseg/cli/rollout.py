@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def rollout(
     from hairseg.rollout.models import ModelRegistry
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per event
     params = load_params(params_path) if params_path.is_file() else {}
     cfg = load_rollout_config(params)
     kserve_overrides = {
