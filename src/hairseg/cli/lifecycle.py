@@ -72,6 +72,11 @@ def _flatten(prefix: str, mapping: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _path_option(flag: str, dest: str, default: str, help: str | None = None):
+    """A ``--flag PATH`` option with a default (shown in ``--help``)."""
+    return click.option(flag, dest, type=_path, default=Path(default), show_default=True, help=help)
+
+
 tracking_option = click.option(
     "--tracking-uri",
     default=None,
@@ -129,20 +134,10 @@ def resolve_init(
 
 @click.command("train")
 @click.option("--data", "data_dir", type=_existing_dir, default=Path("data"), show_default=True)
-@click.option("--out", "out_dir", type=_path, default=Path("models"), show_default=True)
-@click.option(
-    "--metrics", "metrics_path", type=_path, default=Path("metrics/train.json"), show_default=True
-)
-@click.option(
-    "--plot", "plot_path", type=_path, default=Path("plots/train_curve.csv"), show_default=True
-)
-@click.option(
-    "--run-info",
-    "run_info_path",
-    type=_path,
-    default=Path("artifacts/train_run.json"),
-    show_default=True,
-)
+@_path_option("--out", "out_dir", "models")
+@_path_option("--metrics", "metrics_path", "metrics/train.json")
+@_path_option("--plot", "plot_path", "plots/train_curve.csv")
+@_path_option("--run-info", "run_info_path", "artifacts/train_run.json")
 @click.option(
     "--checkpoints",
     type=_path,
@@ -233,13 +228,7 @@ def train(
 @click.command("quantize")
 @click.option("--data", "data_dir", type=_existing_dir, default=Path("data"), show_default=True)
 @click.option("--model-dir", type=_existing_dir, default=Path("models"), show_default=True)
-@click.option(
-    "--metrics",
-    "metrics_path",
-    type=_path,
-    default=Path("metrics/quantize.json"),
-    show_default=True,
-)
+@_path_option("--metrics", "metrics_path", "metrics/quantize.json")
 @params_option
 def quantize(data_dir: Path, model_dir: Path, metrics_path: Path, params_path: Path) -> None:
     """Export MODEL_DIR/weights.pt to ONNX (fp32) and int8; pick the one to ship."""
@@ -294,28 +283,10 @@ def _data_md5(dvc_file: Path) -> str:
 @click.command("evaluate")
 @click.option("--data", "data_dir", type=_existing_dir, default=Path("data"), show_default=True)
 @click.option("--model-dir", type=_existing_dir, default=Path("models"), show_default=True)
-@click.option(
-    "--metrics",
-    "metrics_path",
-    type=_path,
-    default=Path("metrics/evaluate.json"),
-    show_default=True,
-)
+@_path_option("--metrics", "metrics_path", "metrics/evaluate.json")
 @click.option("--plots-dir", type=_path, default=Path("plots"), show_default=True)
-@click.option(
-    "--per-image",
-    "per_image_path",
-    type=_path,
-    default=Path("artifacts/eval_per_image.parquet"),
-    show_default=True,
-)
-@click.option(
-    "--gallery",
-    "gallery_dir",
-    type=_path,
-    default=Path("reports/model_card/gallery"),
-    show_default=True,
-)
+@_path_option("--per-image", "per_image_path", "artifacts/eval_per_image.parquet")
+@_path_option("--gallery", "gallery_dir", "reports/model_card/gallery")
 @click.option(
     "--champion/--no-champion",
     default=True,
@@ -470,34 +441,16 @@ def tqdm_iter(items: list[Any], desc: str) -> Any:
 
 
 @click.command("gate")
-@click.option(
-    "--evaluation",
-    "evaluation_path",
-    type=_path,
-    default=Path("metrics/evaluate.json"),
-    show_default=True,
-)
+@_path_option("--evaluation", "evaluation_path", "metrics/evaluate.json")
 @click.option("--train-metrics", type=_path, default=Path("metrics/train.json"), show_default=True)
 @click.option(
     "--quantize-metrics", type=_path, default=Path("metrics/quantize.json"), show_default=True
 )
 @click.option("--model-dir", type=_existing_dir, default=Path("models"), show_default=True)
 @click.option("--plots-dir", type=_path, default=Path("plots"), show_default=True)
-@click.option(
-    "--gallery",
-    "gallery_dir",
-    type=_path,
-    default=Path("reports/model_card/gallery"),
-    show_default=True,
-)
-@click.option("--out", "out_path", type=_path, default=Path("metrics/gate.json"), show_default=True)
-@click.option(
-    "--card",
-    "card_path",
-    type=_path,
-    default=Path("reports/model_card/model_card.md"),
-    show_default=True,
-)
+@_path_option("--gallery", "gallery_dir", "reports/model_card/gallery")
+@_path_option("--out", "out_path", "metrics/gate.json")
+@_path_option("--card", "card_path", "reports/model_card/model_card.md")
 @click.option("--strict", is_flag=True, help="Exit 1 when the candidate fails the gate.")
 @params_option
 def gate(
@@ -556,23 +509,9 @@ def gate(
 
 @click.command("register")
 @click.option("--model-dir", type=_existing_dir, default=Path("models"), show_default=True)
-@click.option(
-    "--evaluation",
-    "evaluation_path",
-    type=_path,
-    default=Path("metrics/evaluate.json"),
-    show_default=True,
-)
-@click.option(
-    "--gate", "gate_path", type=_path, default=Path("metrics/gate.json"), show_default=True
-)
-@click.option(
-    "--run-info",
-    "run_info_path",
-    type=_path,
-    default=Path("artifacts/train_run.json"),
-    show_default=True,
-)
+@_path_option("--evaluation", "evaluation_path", "metrics/evaluate.json")
+@_path_option("--gate", "gate_path", "metrics/gate.json")
+@_path_option("--run-info", "run_info_path", "artifacts/train_run.json")
 @click.option("--card-dir", type=_path, default=Path("reports/model_card"), show_default=True)
 @click.option(
     "--data-dvc",
@@ -587,9 +526,7 @@ def gate(
     show_default=True,
     help="Pipeline run id for lineage (KFP passes its run id).",
 )
-@click.option(
-    "--out", "out_path", type=_path, default=Path("metrics/register.json"), show_default=True
-)
+@_path_option("--out", "out_path", "metrics/register.json")
 @click.option(
     "--no-bootstrap",
     is_flag=True,
