@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,6 @@ def task_output(run: dict[str, Any], task: str, name: str) -> Any:
 
 
 def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) -> None:
-    from hairseg_pipelines.versioning import git_commit
     from mlflow import MlflowClient
 
     run = run_local(tmp_path, "--tiny", "--param", "train.seed=3")
@@ -92,7 +92,13 @@ def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) 
     assert tags["pipeline_name"] == "hairseg-training"
     assert tags["pipeline_version"] == "0.1.0"
     assert tags["pipeline_run_id"] not in ("", "local")
-    assert tags["git_commit"] == git_commit(ROOT)[0]
+    # the commit the run started from (HEAD may have moved on since: it must be an ancestor)
+    assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"]), tags["git_commit"]
+    ancestry = subprocess.run(
+        ["git", "-C", str(ROOT), "merge-base", "--is-ancestor", tags["git_commit"], "HEAD"],
+        check=False,
+    )
+    assert ancestry.returncode == 0, f"{tags['git_commit']} is not in HEAD's history"
     assert tags["data_md5"].endswith(".dir")
     assert len(tags["params_hash"]) == 16
     assert tags["gate"] == "pass"
@@ -103,8 +109,11 @@ def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) 
     assert task_output(run, "canary-rollout", "Output") == "nothing_to_roll_out"
 
 
-def test_drift_pipeline_runs_locally(tmp_path: Path) -> None:
-    """hairseg-drift with importers: training statistics vs a darkened inference log."""
+def test_drift_pipeline_runs_locally_and_skips_retraining_without_drift(tmp_path: Path) -> None:
+    """hairseg-drift with its importers: training statistics vs an inference log of the
+    same images (no shift), so the nested hairseg-training behind ``drifted`` is skipped.
+    (The drifted branch is the training pipeline tested above; drift detection itself is
+    tested on darkened images in tests/unit/test_components.py.)"""
     from hairseg_components.runtime import hairseg_cli
 
     from hairseg.data.generate import DataParams, generate_dataset
@@ -115,17 +124,9 @@ def test_drift_pipeline_runs_locally(tmp_path: Path) -> None:
     stats = write_stats(compute_image_stats(dataset), tmp_path / "image_stats.parquet")
     log = tmp_path / "inference_log"
     hairseg_cli(
-        "monitor",
-        "simulate",
-        "--dataset",
-        dataset,
-        "--shift",
-        "dark",
-        "--split",
-        "train",
-        "--out",
-        log,
-    )
+        "monitor", "simulate", "--dataset", dataset, "--shift", "none",
+        "--split", "train", "--out", log,
+    )  # fmt: skip
     run = run_local(
         tmp_path,
         "--pipeline", "hairseg-drift",
@@ -133,7 +134,9 @@ def test_drift_pipeline_runs_locally(tmp_path: Path) -> None:
         "--param", f"inference_log_uri={log}",
         "--param", "monitor.min_rows=10",
     )  # fmt: skip
-    assert run["outputs"] == {"Output": True}
-    assert set(run["tasks"]) == {"drift-check", "importer", "importer-2"}
+    assert run["outputs"] == {"Output": False}
+    # importers only point at the given URIs (no task folder); no training step ran
+    assert set(run["tasks"]) == {"drift-check"}
     report = Path(run["run_dir"]) / "drift-check" / "drift_report"
-    assert "evidently" in report.read_text().lower()
+    html = report.read_text()
+    assert "Drift Summary" in html and "brightness" in html  # the Evidently drift report

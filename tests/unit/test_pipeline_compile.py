@@ -52,7 +52,7 @@ def test_compile_is_deterministic(params: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", PIPELINES)
 def test_compiled_yaml_parses_strictly(name: str) -> None:
     spec, platform = load_compiled(compiled_path(name, ROOT).read_text())
-    assert (platform is not None) == (name == "hairseg-training")  # only training has k8s
+    assert platform is not None  # the GPU placement of the (nested) train step
     assert spec.pipeline_info.name == name
     assert spec.pipeline_info.display_name.endswith(__version__)
     assert spec.schema_version == "2.1.0"
@@ -225,3 +225,25 @@ def test_dockerfile_builds_the_image_from_the_lock() -> None:
         assert re.search(rf"^COPY {re.escape(package.split('/')[0])}", dockerfile, flags=re.M) or (
             re.search(rf"^COPY {re.escape(package)} ", dockerfile, flags=re.M)
         ), package
+
+
+def test_drift_pipeline_retrains_behind_the_drift_decision() -> None:
+    spec, platform = load_compiled(compiled_path("hairseg-drift", ROOT).read_text())
+    tasks = spec.root.dag.tasks
+    importers = [n for n, t in tasks.items() if n.startswith("importer")]
+    assert len(importers) == 2
+    (condition_name,) = [n for n in tasks if n.startswith("condition")]
+    condition = tasks[condition_name]
+    assert condition.trigger_policy.condition == (
+        "inputs.parameter_values['pipelinechannel--drift-check-Output'] == true"
+    )
+    (retrain,) = spec.components[condition.component_ref.name].dag.tasks.values()
+    assert retrain.task_info.name == "retrain"
+    nested = spec.components[retrain.component_ref.name].dag.tasks
+    assert {"generate-data", "train-model", "gate-model"} <= set(nested)
+    # the nested training step keeps its GPU placement
+    assert platform is not None
+    assert "exec-train-model" in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert spec.root.dag.outputs.parameters["Output"].value_from_parameter.producer_subtask == (
+        "drift-check"
+    )
