@@ -1,0 +1,419 @@
+"""Load test of the KServe predictor on loopback: latency percentiles and requests/s.
+
+    .venv/bin/python bench/serve_load.py --workers 2 --write-docs
+
+Starts ``hairseg serve`` on a free 127.0.0.1 port (or uses ``--url``, which must be a
+loopback address), then for each image size (256², 512² JPEG), protocol (V1 JSON with
+base64, V2 with the binary-data extension) and concurrency (1, 8, 32) sends requests for
+at most ``--seconds`` or ``--max-requests`` each (whichever comes first) from closed-loop
+asyncio clients (aiohttp), and reports p50/p95/p99 latency, requests/s and errors. The
+model-only latency (ONNX Runtime, batch 1, the server's thread count) of the same file is
+measured first, for comparison.
+
+The model: ``--model PATH`` or the registered champion if there is one; otherwise the
+default network (``hairseg.model.build_model`` with ``params.yaml`` ``model:``) exported
+by ``hairseg.quantize`` with untrained weights (same graph and cost) and, for
+``--variant int8``, quantized with synthetic calibration images.
+
+The load generator runs on the same cores as the server, so the numbers are a floor;
+``uptime`` load averages are recorded before and after each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from hairseg_serving.testing import synthetic_portrait
+
+from hairseg import imaging
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Row:
+    size: int
+    protocol: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_cpu_ms: float = float("nan")  # server CPU time (all processes) per request
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def server_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of the server process and its workers so far."""
+    if pid is None:
+        return float("nan")
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_loopback(url: str) -> None:
+    host = urlparse(url).hostname or ""
+    try:
+        ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SystemExit(f"--url must be a loopback address (127.0.0.0/8, ::1), got {host!r}")
+
+
+# -- the model ----------------------------------------------------------------------------
+
+
+def default_network(out_dir: Path, variant: str) -> tuple[Path, str]:
+    """The default network, exported (and quantized) by the lifecycle code."""
+    from hairseg.config import load_params, section
+    from hairseg.model import ModelConfig, build_model
+    from hairseg.quantize import QuantizeConfig, export_onnx, quantize_int8
+
+    params = load_params(REPO / "params.yaml")
+    cfg = section(params, "model", ModelConfig)
+    fp32 = out_dir / "model_fp32.onnx"
+    export_onnx(build_model(cfg=cfg), cfg, fp32)
+    what = f"{cfg.arch} (params.yaml model:, input {cfg.input_size}², untrained weights)"
+    if variant == "fp32":
+        return fp32, what + ", fp32"
+    calibration = np.stack(
+        [synthetic_portrait(cfg.input_size, cfg.input_size, seed=i) for i in range(16)]
+    )
+    int8 = out_dir / "model_int8.onnx"
+    quantize_int8(
+        fp32, int8, calibration, cfg.input_size, section(params, "quantize", QuantizeConfig)
+    )
+    return int8, what + ", int8 QDQ (synthetic calibration)"
+
+
+def champion(out_dir: Path) -> Path | None:
+    try:
+        from hairseg_serving.model_source import resolve_model
+
+        return resolve_model("models:/hairseg@champion", cache_dir=out_dir, project_root=REPO)
+    except Exception:
+        return None
+
+
+def model_only(path: Path, threads: int, repeats: int) -> dict[str, float]:
+    from hairseg.inference import OnnxSegmenter
+
+    seg = OnnxSegmenter(path, intra_op_threads=threads)
+    batch = imaging.preprocess([synthetic_portrait(seg.input_size, seg.input_size)], seg.input_size)
+    for _ in range(10):
+        seg.logits(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        seg.logits(batch)
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "p50_ms": percentile(times, 50),
+        "p95_ms": percentile(times, 95),
+        "p99_ms": percentile(times, 99),
+    }
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+def start_server(model: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "hairseg", "--log-level", "warning", "serve"]
+    cmd += ["--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(args.workers), "--max-batch-size", str(args.max_batch_size)]
+    cmd += [
+        "--intra-op-threads",
+        str(args.threads),
+        "--feature-repo",
+        "",
+        "--inference-log-dir",
+        "",
+    ]
+    cmd += ["--no-access-log"] if not args.access_log else []
+    log = tempfile.NamedTemporaryFile(prefix="hairseg-serve-", suffix=".log", delete=False)  # noqa: SIM115 - the server writes it for its lifetime
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    print(f"server log: {log.name}", flush=True)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {Path(log.name).read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server not ready in 300 s")
+
+
+# -- the load -----------------------------------------------------------------------------
+
+
+def request_for(size: int, protocol: str) -> tuple[str, bytes, dict[str, str]]:
+    data = imaging.encode_jpeg(synthetic_portrait(size, size, seed=size), quality=90)
+    if protocol == "v1":
+        body = json.dumps({"instances": [{"image_b64": base64.b64encode(data).decode()}]}).encode()
+        return "/v1/models/hairseg:predict", body, {"content-type": "application/json"}
+    blob = len(data).to_bytes(4, "little") + data
+    spec = {
+        "name": "image",
+        "shape": [1],
+        "datatype": "BYTES",
+        "parameters": {"binary_data_size": len(blob)},
+    }
+    header = json.dumps({"inputs": [spec], "parameters": {"binary_data_output": True}}).encode()
+    headers = {
+        "inference-header-content-length": str(len(header)),
+        "content-type": "application/octet-stream",
+    }
+    return "/v2/models/hairseg/infer", header + blob, headers
+
+
+async def run_cell(
+    url: str,
+    size: int,
+    protocol: str,
+    concurrency: int,
+    seconds: float,
+    max_requests: int,
+    pid: int | None,
+) -> Row:
+    import aiohttp
+
+    path, body, headers = request_for(size, protocol)
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(url, connector=connector) as session:
+        # Warm-up: every connection once.
+        await asyncio.gather(
+            *(session.post(path, data=body, headers=headers) for _ in range(concurrency))
+        )
+        cpu_before = server_cpu_seconds(pid)
+        start = time.perf_counter()
+        stop_at = start + seconds
+
+        async def client() -> None:
+            nonlocal errors, issued
+            while issued < max_requests and time.perf_counter() < stop_at:
+                issued += 1
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(path, data=body, headers=headers) as r:
+                        await r.read()
+                        ok = r.status == 200
+                except aiohttp.ClientError:
+                    ok = False
+                latencies.append((time.perf_counter() - t0) * 1000)
+                errors += not ok
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        cpu = server_cpu_seconds(pid) - cpu_before
+    return Row(
+        size,
+        protocol,
+        concurrency,
+        len(latencies),
+        errors,
+        elapsed,
+        percentile(latencies, 50),
+        percentile(latencies, 95),
+        percentile(latencies, 99),
+        cpu * 1000 / max(len(latencies), 1),
+    )
+
+
+def markdown(rows: list[Row], meta: dict[str, str], model_rows: dict[str, dict[str, float]]) -> str:
+    lines = [
+        f"### Serving load, {meta['date']} (`{meta['commit']}`)",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"Model: {meta['model']}. Server: `hairseg serve` on 127.0.0.1, {meta['config']}. "
+        f"Client: closed-loop aiohttp on the same 2 cores, {meta['bounds']}. "
+        f"Load average (1/5/15 min) before: {meta['load_before']}; after: {meta['load_after']}.",
+        "",
+        "Model only (ONNX Runtime, batch 1, same threads), ms:",
+        "",
+        "| model | p50 | p95 | p99 |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {k} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['p99_ms']:.2f} |"
+            for k, v in model_rows.items()
+        ),
+        "",
+        "Server CPU ms/req is the CPU time of the server's processes per request (user +",
+        "system, psutil): unlike wall-clock figures it barely depends on what else the cores",
+        "run, and 2000 / it bounds the requests/s two dedicated cores could serve.",
+        "",
+        "| input | protocol | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | server CPU ms/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {r.size}² JPEG | {'V1 JSON' if r.protocol == 'v1' else 'V2 binary'} | {r.concurrency} | "
+            f"{r.requests} | {r.errors} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
+            f"{r.server_cpu_ms:.2f} |"
+            for r in rows
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="ONNX file or models:/ URI (default: champion, else default network)",
+    )
+    parser.add_argument("--variant", choices=["fp32", "int8"], default="int8")
+    parser.add_argument("--url", default=None, help="an already running server (loopback only)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads per worker")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--access-log", action="store_true", help="keep the per-request log line")
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--protocols", default="v1,v2")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per cell, at most")
+    parser.add_argument("--max-requests", type=int, default=5000, help="per cell, at most")
+    parser.add_argument("--model-repeats", type=int, default=200)
+    parser.add_argument(
+        "--write-docs", action="store_true", help="append the rows to docs/BENCHMARKS.md"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    if args.url:
+        require_loopback(args.url)
+    load_before = loadavg()
+    with tempfile.TemporaryDirectory(prefix="hairseg-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        if args.model:
+            from hairseg_serving.model_source import resolve_model
+
+            model, what = (
+                resolve_model(args.model, cache_dir=tmp_dir, project_root=REPO),
+                args.model,
+            )
+        elif (found := champion(tmp_dir)) is not None:
+            model, what = found, "the registered champion (models:/hairseg@champion)"
+        else:
+            model, what = default_network(tmp_dir, args.variant)
+        model_rows = {Path(model).name: model_only(model, args.threads, args.model_repeats)}
+        proc = None
+        url = args.url
+        if url is None:
+            proc, url = start_server(model, args)
+        pid = proc.pid if proc is not None else None
+        rows = []
+        try:
+            for size in map(int, args.sizes.split(",")):
+                for protocol in args.protocols.split(","):
+                    for conc in map(int, args.concurrency.split(",")):
+                        row = asyncio.run(
+                            run_cell(
+                                url, size, protocol, conc, args.seconds, args.max_requests, pid
+                            )
+                        )
+                        rows.append(row)
+                        print(
+                            f"{size}² {protocol} c={conc}: {row.requests} req, {row.errors} errors, "
+                            f"{row.rps:.0f} req/s, p50 {row.p50_ms:.1f} p95 {row.p95_ms:.1f} "
+                            f"p99 {row.p99_ms:.1f} ms, server CPU {row.server_cpu_ms:.2f} ms/req (load {loadavg()})",
+                            flush=True,
+                        )
+        finally:
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit,
+        "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
+        "model": what,
+        "config": f"{args.workers} worker(s), {args.threads} ORT thread(s) each, micro-batch ≤ {args.max_batch_size}, "
+        f"access log {'on' if args.access_log else 'off'}",
+        "bounds": f"≤ {args.seconds:g} s and ≤ {args.max_requests} requests per row",
+        "load_before": load_before,
+        "load_after": loadavg(),
+    }
+    text = markdown(rows, meta, model_rows)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "meta": meta,
+                    "model_only": model_rows,
+                    "rows": [r.__dict__ | {"rps": r.rps} for r in rows],
+                },
+                indent=2,
+            )
+        )
+    if args.write_docs:
+        with (REPO / "docs" / "BENCHMARKS.md").open("a") as fh:
+            fh.write("\n" + text)
+    return 0 if all(r.errors == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
