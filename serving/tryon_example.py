@@ -2,6 +2,7 @@
 
     .venv/bin/python serving/tryon_example.py --model models:/hairseg@champion \
         --image data/images/demo-test-00001.png --out docs/img/tryon_example.png
+    .venv/bin/python serving/tryon_example.py --tiny   # the tiny test network, no training
 
 The predictor (``HairsegModel.load()`` then KServe's ``Model.__call__`` with a V1 body,
 exactly what the server runs per request) segments the image and recolours it in three
@@ -22,6 +23,7 @@ import numpy as np
 from hairseg_serving.model_source import resolve_model
 from hairseg_serving.predictor import HairsegModel
 from hairseg_serving.settings import ServeConfig
+from hairseg_serving.testing import synthetic_portrait, write_tiny_model
 
 from hairseg import imaging
 
@@ -34,12 +36,21 @@ def main() -> int:
     parser.add_argument("--intensity", type=float, default=0.85)
     parser.add_argument("--tile", type=int, default=192, help="panel tile height in pixels")
     parser.add_argument("--out", type=Path, default=Path("docs/img/tryon_example.png"))
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="use the tiny test network and synthetic portrait of hairseg_serving.testing",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = resolve_model(args.model, cache_dir=Path(tmp), project_root=Path.cwd())
+        if args.tiny:
+            path = write_tiny_model(Path(tmp) / "tiny.onnx", size=128, version="tiny-test-network")
+            data = imaging.encode_png(synthetic_portrait(256, 224, seed=3))
+        else:
+            path = resolve_model(args.model, cache_dir=Path(tmp), project_root=Path.cwd())
+            data = args.image.read_bytes()
         model = HairsegModel("hairseg", path, ServeConfig(max_batch_size=1))
         model.load()
-    data = args.image.read_bytes()
     image = imaging.decode_image(data)
     tiles, mask = [image], None
     for shade in args.shades.split(","):
