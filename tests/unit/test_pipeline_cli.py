@@ -3,9 +3,12 @@
 There is no Kubeflow Pipelines API server here, so a tiny loopback HTTP server speaks the
 handful of KFP v2beta1 REST endpoints that the real ``kfp.Client`` calls (healthz,
 pipelines list/upload/upload_version/versions, experiments list/create, runs create). It
-is a fake at the client boundary only: the CLI, our KFP glue and ``kfp.Client`` with its
-generated ``kfp_server_api`` run unchanged, in a real subprocess. It enforces bearer auth
-and answers a duplicate version name with HTTP 409 the way the KFP API server does.
+is a fake at the client boundary only: the CLI entry point (``hairseg.cli.main``, which
+turns errors into one line and an exit code), our KFP glue and ``kfp.Client`` with its
+generated ``kfp_server_api`` run unchanged and talk HTTP to it. It enforces bearer auth and
+answers a duplicate version name with HTTP 409 the way the KFP API server does. The
+unreachable-host checks run the CLI as a real subprocess; the rest call ``main()`` in
+process (same code path, without paying the interpreter start-up for every command).
 """
 
 from __future__ import annotations
@@ -161,7 +164,9 @@ def fake_kfp() -> Iterator[tuple[str, FakeKfp]]:
         server.server_close()
 
 
-def hairseg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def hairseg_subprocess(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess, run from the project root."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_")}
     full_env.update(env or {})
@@ -173,6 +178,34 @@ def hairseg(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=120,
         env=full_env,
     )
+
+
+@pytest.fixture
+def hairseg(monkeypatch: pytest.MonkeyPatch):
+    """``hairseg ARGS`` through ``hairseg.cli.main`` in this process, from the project root."""
+    import contextlib
+    import io
+
+    from hairseg.cli import main
+
+    monkeypatch.chdir(ROOT)
+    for key in [k for k in os.environ if k.startswith("KFP_")]:
+        monkeypatch.delenv(key)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as m:
+            for key, value in (env or {}).items():
+                m.setenv(key, value)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main(list(args))
+                    code = 0
+                except SystemExit as exc:
+                    code = int(exc.code or 0)
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+    return run
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -187,23 +220,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
 
 
 def test_upload_to_unreachable_host_fails_in_one_line() -> None:
-    result = hairseg("pipeline", "upload", "--host", "http://127.0.0.1:9")
+    result = hairseg_subprocess("pipeline", "upload", "--host", "http://127.0.0.1:9")
     line = assert_one_line_error(result, "127.0.0.1:9", "connection refused")
     assert result.returncode == 1, line
 
 
 def test_upload_with_unresolvable_host_names_dns() -> None:
-    result = hairseg("pipeline", "upload", "--host", "http://kfp.invalid:8080")
+    result = hairseg_subprocess("pipeline", "upload", "--host", "http://kfp.invalid:8080")
     assert_one_line_error(result, "kfp.invalid", "does not resolve")
 
 
-def test_upload_without_host_is_a_usage_error() -> None:
+def test_upload_without_host_is_a_usage_error(hairseg) -> None:
     result = hairseg("pipeline", "upload")
     assert_one_line_error(result, "--host", "KFP_HOST")
     assert result.returncode == 2
 
 
-def test_upload_creates_pipeline_then_version_exists_is_a_clear_error(fake_kfp) -> None:
+def test_upload_creates_pipeline_then_version_exists_is_a_clear_error(fake_kfp, hairseg) -> None:
     host, state = fake_kfp
     first = hairseg("pipeline", "upload", "--version-name", "0.1.0+gtest", env={"KFP_HOST": host})
     assert first.returncode == 0, first.stderr
@@ -227,7 +260,7 @@ def test_upload_creates_pipeline_then_version_exists_is_a_clear_error(fake_kfp) 
 
 
 @pytest.mark.parametrize("scope", ["all", "api"])
-def test_upload_with_bad_token_is_an_auth_error(fake_kfp, scope: str) -> None:
+def test_upload_with_bad_token_is_an_auth_error(fake_kfp, hairseg, scope: str) -> None:
     """scope 'all': healthz needs auth too (caught by our preflight); 'api': only the API
     does, so the 401 comes back through kfp.Client's generated API client."""
     host, state = fake_kfp
@@ -239,7 +272,7 @@ def test_upload_with_bad_token_is_an_auth_error(fake_kfp, scope: str) -> None:
     assert good.returncode == 0, good.stderr
 
 
-def test_run_starts_a_run_of_the_uploaded_version_and_prints_its_url(fake_kfp) -> None:
+def test_run_starts_a_run_of_the_uploaded_version_and_prints_its_url(fake_kfp, hairseg) -> None:
     host, state = fake_kfp
     env = {"KFP_HOST": host}
     missing = hairseg("pipeline", "run", "--version", "latest", env=env)
@@ -284,7 +317,7 @@ def test_run_starts_a_run_of_the_uploaded_version_and_prints_its_url(fake_kfp) -
     assert_one_line_error(bad_section, "'nosuch' is not a params section")
 
 
-def test_compile_check_detects_a_stale_file(tmp_path: Path) -> None:
+def test_compile_check_detects_a_stale_file(tmp_path: Path, hairseg) -> None:
     """--check compares the committed YAML with a fresh compile, byte for byte."""
     result = hairseg("pipeline", "compile", "--root", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -295,7 +328,7 @@ def test_compile_check_detects_a_stale_file(tmp_path: Path) -> None:
     assert_one_line_error(stale, str(path), "hairseg pipeline compile")
 
 
-def test_compile_rejects_a_bad_registry(tmp_path: Path) -> None:
+def test_compile_rejects_a_bad_registry(tmp_path: Path, hairseg) -> None:
     result = hairseg(
         "pipeline", "compile", "--root", str(tmp_path), "--registry", "Bad Registry:tag"
     )
