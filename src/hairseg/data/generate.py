@@ -511,7 +511,7 @@ def _features(canvas: _Canvas, rng: np.random.Generator, spec: PortraitSpec) -> 
     eye_dx = rx * rng.uniform(0.36, 0.44)
     eye_y = cy - ry * 0.08
     brow_colour = np.array(spec.hair_rgb, dtype=np.float32) * rng.uniform(0.5, 0.9)
-    if spec.hair_colour_family in ("dyed", "grey", "bald"):
+    if spec.hair_colour_family in ("dyed", "grey"):  # brows keep a natural colour
         brow_colour = np.array((60, 45, 35), dtype=np.float32) * rng.uniform(0.5, 1.2)
     thick = max(1, round(ry * rng.uniform(0.05, 0.09)))
     iris = rng.uniform(30, 140, 3).astype(np.float32)
