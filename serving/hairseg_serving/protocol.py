@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kserve.errors import InvalidInput
 
 from hairseg.errors import HairsegError
@@ -152,9 +153,14 @@ def b64decode_image(text: Any, where: str) -> bytes:
 def parse_v1(body: Any, *, max_instances: int) -> list[ImageJob]:
     """``{"instances": [...]}`` to image jobs (bytes not yet decoded)."""
     if isinstance(body, bytes | bytearray | str):
-        raise InvalidInput(
-            'V1 expects a JSON body {"instances": [...]} with Content-Type: application/json'
-        )
+        # KServe hands over the raw body when Content-Type is not JSON (curl -d sends
+        # x-www-form-urlencoded): accept JSON whatever the declared type.
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(
+                f'V1 expects a JSON body {{"instances": [...]}}; the body is not valid JSON: {exc}'
+            ) from None
     if not isinstance(body, Mapping):
         raise InvalidInput(
             f'body must be a JSON object {{"instances": [...]}}, got {type(body).__name__}'

@@ -225,6 +225,20 @@ def test_v1_mask_equals_offline_inference(env, shape, fmt):
     assert "tryon_b64" not in pred  # default output: mask
 
 
+def test_v1_accepts_json_sent_as_a_form_like_curl_d(env):
+    data = jpeg(synthetic_portrait(64, 64, seed=8))
+    body = json.dumps({"instances": [{"image_b64": b64(data)}]})
+    r = env["client"].post(
+        "/v1/models/hairseg:predict",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(
+        png_mask(r.json()["predictions"][0]["mask_png_b64"]), offline_mask(env, data)
+    )
+
+
 def test_v1_several_instances_keep_their_order(env):
     datas = [jpeg(synthetic_portrait(120 + 16 * i, 100, seed=i)) for i in range(3)]
     r = v1(env, *({"image_b64": b64(d)} for d in datas))

@@ -112,8 +112,9 @@ def test_pixel_limit_applies_before_decoding(model):
 def test_v1_limits_and_shapes():
     with pytest.raises(InvalidInput, match="too many instances: 3; the limit is 2"):
         parse_v1({"instances": [{"image_b64": "AA=="}] * 3}, max_instances=2)
-    with pytest.raises(InvalidInput, match="Content-Type: application/json"):
+    with pytest.raises(InvalidInput, match="the body is not valid JSON"):
         parse_v1(b"\xff\xd8raw jpeg", max_instances=2)
+    assert len(parse_v1(b'{"instances": [{"image_b64": "AA=="}]}', max_instances=2)) == 1
     with pytest.raises(InvalidInput, match="must be a JSON object"):
         parse_v1([1, 2], max_instances=2)
     jobs = parse_v1({"instances": [{"image_b64": "data:image/png;base64,AAEC"}]}, max_instances=2)
