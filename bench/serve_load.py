@@ -10,7 +10,7 @@ asyncio clients (aiohttp), and reports p50/p95/p99 latency, requests/s and error
 model-only latency (ONNX Runtime, batch 1, the server's thread count) of the same file is
 measured first, for comparison.
 
-The model: ``--model PATH`` or the registered champion if there is one; otherwise the
+The model: ``--model PATH|models:/...``; by default the
 default network (``hairseg.model.build_model`` with ``params.yaml`` ``model:``) exported
 by ``hairseg.quantize`` with untrained weights (same graph and cost) and, for
 ``--variant int8``, quantized with synthetic calibration images.
@@ -111,8 +111,9 @@ def require_loopback(url: str) -> None:
 # -- the model ----------------------------------------------------------------------------
 
 
-def default_network(out_dir: Path, variant: str) -> tuple[Path, str]:
-    """The default network, exported (and quantized) by the lifecycle code."""
+def default_network(out_dir: Path, variant: str) -> tuple[Path, str, list[Path]]:
+    """The default network, exported and quantized by the lifecycle code: the file to
+    serve, what it is, and both variants (for the model-only comparison)."""
     from hairseg.config import load_params, section
     from hairseg.model import ModelConfig, build_model
     from hairseg.quantize import QuantizeConfig, export_onnx, quantize_int8
@@ -122,8 +123,6 @@ def default_network(out_dir: Path, variant: str) -> tuple[Path, str]:
     fp32 = out_dir / "model_fp32.onnx"
     export_onnx(build_model(cfg=cfg), cfg, fp32)
     what = f"{cfg.arch} (params.yaml model:, input {cfg.input_size}², untrained weights)"
-    if variant == "fp32":
-        return fp32, what + ", fp32"
     calibration = np.stack(
         [synthetic_portrait(cfg.input_size, cfg.input_size, seed=i) for i in range(16)]
     )
@@ -131,16 +130,9 @@ def default_network(out_dir: Path, variant: str) -> tuple[Path, str]:
     quantize_int8(
         fp32, int8, calibration, cfg.input_size, section(params, "quantize", QuantizeConfig)
     )
-    return int8, what + ", int8 QDQ (synthetic calibration)"
-
-
-def champion(out_dir: Path) -> Path | None:
-    try:
-        from hairseg_serving.model_source import resolve_model
-
-        return resolve_model("models:/hairseg@champion", cache_dir=out_dir, project_root=REPO)
-    except Exception:
-        return None
+    if variant == "fp32":
+        return fp32, what + ", fp32", [fp32, int8]
+    return int8, what + ", int8 QDQ (synthetic calibration)", [fp32, int8]
 
 
 def model_only(path: Path, threads: int, repeats: int) -> dict[str, float]:
@@ -319,7 +311,7 @@ def main() -> int:
     parser.add_argument(
         "--model",
         default=None,
-        help="ONNX file or models:/ URI (default: champion, else default network)",
+        help="ONNX file or models:/ URI (default: the default network, exported here)",
     )
     parser.add_argument("--variant", choices=["fp32", "int8"], default="int8")
     parser.add_argument("--url", default=None, help="an already running server (loopback only)")
@@ -350,11 +342,12 @@ def main() -> int:
                 resolve_model(args.model, cache_dir=tmp_dir, project_root=REPO),
                 args.model,
             )
-        elif (found := champion(tmp_dir)) is not None:
-            model, what = found, "the registered champion (models:/hairseg@champion)"
+            variants = [model]
         else:
-            model, what = default_network(tmp_dir, args.variant)
-        model_rows = {Path(model).name: model_only(model, args.threads, args.model_repeats)}
+            model, what, variants = default_network(tmp_dir, args.variant)
+        model_rows = {
+            Path(m).name: model_only(m, args.threads, args.model_repeats) for m in variants
+        }
         proc = None
         url = args.url
         if url is None:

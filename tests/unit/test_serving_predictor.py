@@ -231,3 +231,19 @@ def test_micro_batcher_hands_errors_to_every_waiter():
     finally:
         batcher.close()
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_no_champion_is_one_clear_line(tmp_path, monkeypatch):
+    """``hairseg serve`` with no --model on a fresh project: the embedded MLflow store has
+    no champion, and the message says what to do."""
+    from hairseg_serving.model_source import NO_CHAMPION, resolve_model
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(HairsegError) as err:
+        resolve_model("models:/hairseg@champion", cache_dir=tmp_path / "c", project_root=tmp_path)
+    assert str(err.value).startswith(NO_CHAMPION)
+    assert err.value.exit_code == 2
+    with pytest.raises(HairsegError, match="storage initializer"):
+        resolve_model("s3://bucket/model", cache_dir=tmp_path / "c")
+    local = write_tiny_model(tmp_path / "dir" / "model.onnx")
+    assert resolve_model(str(local.parent), cache_dir=tmp_path / "c") == local  # /mnt/models
