@@ -362,10 +362,9 @@ def test_good_candidate_promoted_with_exact_patches(env, tmp_path):
     result = run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
 
     assert result.outcome == Outcome.PROMOTED, result.reasons
-    assert kube.steps() == [(10, cand_uri), (50, cand_uri), (100, None), (None, None)]
-    # The last spec patch removes the field (merge-patch null), leaving the candidate serving.
-    assert kube.patches[-2]["spec"]["predictor"] == {"canaryTrafficPercent": None}
-    assert "canaryTrafficPercent" not in kube.isvc["spec"]["predictor"]
+    assert kube.steps() == [(10, cand_uri), (50, cand_uri), (100, None)]
+    # The steady state the manifests declare: 100 % on the (now candidate) model.
+    assert kube.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 100
     assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == cand_uri
     assert kube.traffic() == {f"{NAME}-predictor-00002": 100}
     # Every patch carries the state; the first turns tag routing on.
@@ -411,9 +410,9 @@ def test_error_rate_rolls_back_traffic_then_spec(env, tmp_path):
     assert result.outcome == Outcome.ROLLED_BACK and result.exit_code == 3
     assert "error rate" in result.reasons[0]
     # 10 % canary, then traffic back to stable (0), then the spec back to the champion.
-    assert kube.steps() == [(10, models.storage_uri(cand)), (0, None), (None, champ_uri)]
+    assert kube.steps() == [(10, models.storage_uri(cand)), (0, None), (100, champ_uri)]
     assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == champ_uri
-    assert "canaryTrafficPercent" not in kube.isvc["spec"]["predictor"]
+    assert kube.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 100
     assert kube.traffic() == {f"{NAME}-predictor-00003": 100}  # a fresh revision of the champion
     assert kube.state()["outcome"] == "rolled_back"
     assert registry.get_version(e["uri"], registry.CHAMPION).version == e["versions"]["stable"]
@@ -465,7 +464,7 @@ def test_abort_of_interrupted_rollout_restores_champion(env, tmp_path):
     )
 
     assert result.outcome == Outcome.ABORTED and result.exit_code == 0 and result.resumed
-    assert kube.steps() == [(0, None), (None, models.storage_uri(champ))]
+    assert kube.steps() == [(0, None), (100, models.storage_uri(champ))]
     assert kube.traffic() == {f"{NAME}-predictor-00003": 100}
     assert kube.state()["phase"] == "done"
     assert registry.get_version(e["uri"], registry.CHAMPION).version == champ.version
@@ -541,3 +540,28 @@ def test_run_killed_during_promotion_completes_it(env, tmp_path):
     assert kube.traffic() == {f"{NAME}-predictor-00002": 100}
     assert kube.isvc["spec"]["predictor"]["model"]["storageUri"] == models.storage_uri(cand)
     assert kube.state()["phase"] == "done"
+
+
+def test_in_flight_rollout_of_a_withdrawn_candidate_is_rolled_back(env, tmp_path):
+    """The candidate alias was removed while its rollout was interrupted: roll it back."""
+    e = env("good")
+    kube, models = e["kube"], e["models"]
+    cand = models.resolve("models:/hairseg@candidate")
+    champ = models.champion()
+    state = {
+        "rollout_id": "stale", "backend": "kserve", "candidate": cand.as_dict(),
+        "stable": champ.as_dict(), "phase": "analysing", "step_index": 0, "percent": 10,
+        "holds": 0, "steps": [], "started_at": "x",
+    }  # fmt: skip
+    e["backend"].shift(cand, champ, 10, state)
+    registry.client(e["uri"]).delete_registered_model_alias(registry.MODEL_NAME, registry.CANDIDATE)
+    kube.patches.clear()
+
+    result = run_rollout(e["cfg"], e["backend"], models, reports_dir=tmp_path / "reports")
+
+    assert result.outcome == Outcome.NOTHING
+    assert kube.steps() == [(0, None), (100, models.storage_uri(champ))]
+    assert kube.state()["rollout_id"] == "stale" and kube.state()["outcome"] == "aborted"
+    stale = json.loads((tmp_path / "reports" / "stale.json").read_text())
+    assert "no longer points at a version" in stale["reasons"][0]
+    assert registry.get_version(e["uri"], registry.CHAMPION).version == champ.version

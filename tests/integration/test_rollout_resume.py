@@ -58,6 +58,10 @@ def _cli(work: Path, uri: str, dataset: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _run(work: Path, cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
+
+
 def _kill_during_second_step(work: Path, cmd: list[str]) -> dict:
     proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     state_path = work / "state.json"
@@ -134,19 +138,11 @@ def test_killed_rollout_is_resumed_or_rolled_back(template, tmp_path, then):
     _no_orphan_servers(str(work))
 
     if then == "resume":  # what an operator looks at first
-        status = subprocess.run(
-            _cli(work, uri, dataset, "--status"),
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        status = _run(work, _cli(work, uri, dataset, "--status"), timeout=120)
         assert status.returncode == 0 and '"phase": "analysing"' in status.stdout
 
     extra = ("--abort",) if then == "abort" else ()
-    again = subprocess.run(
-        _cli(work, uri, dataset, *extra), cwd=work, capture_output=True, text=True, timeout=300
-    )
+    again = _run(work, _cli(work, uri, dataset, *extra))
     assert again.returncode == 0, again.stdout + again.stderr
     record = json.loads((work / "reports" / "latest.json").read_text())
     assert record["rollout_id"] == killed["rollout"]["rollout_id"]  # the same rollout, finished
@@ -164,12 +160,6 @@ def test_killed_rollout_is_resumed_or_rolled_back(template, tmp_path, then):
         assert tags["rollout"] == "aborted"
 
         # Running it once more changes nothing: no rollout is in flight any more.
-        final = subprocess.run(
-            _cli(work, uri, dataset, "--abort"),
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        final = _run(work, _cli(work, uri, dataset, "--abort"), timeout=120)
         assert final.returncode == 0 and "no rollout in progress" in final.stdout
         assert _agree(uri, work / "state.json") == versions["stable"]

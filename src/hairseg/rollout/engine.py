@@ -187,21 +187,22 @@ def run_rollout(
                 )
             if phase == PROMOTING:
                 return _finish_promotion(state, backend, models, reports, resumed=True)
-            candidate = models.resolve(candidate_uri)
-            if candidate.version != state["candidate"]["version"]:
-                _finish_rollback(
-                    state, backend, models, reports,
-                    [f"superseded by a rollout of v{candidate.version}"],
-                    aborted=True, resumed=True,
-                )  # fmt: skip
+            requested = models.resolve_optional(candidate_uri)
+            if requested is None or requested.version != state["candidate"]["version"]:
+                why = (
+                    f"{candidate_uri} no longer points at a version"
+                    if requested is None
+                    else f"superseded by a rollout of v{requested.version}"
+                )
+                _finish_rollback(state, backend, models, reports, [why], aborted=True, resumed=True)
             else:
                 log.info(
                     "resuming rollout %s of v%s at step %s%%",
-                    state["rollout_id"], candidate.version, state["percent"],
+                    state["rollout_id"], requested.version, state["percent"],
                 )  # fmt: skip
                 # The canary must still load (and the local servers restart).
                 try:
-                    backend.gate(candidate, ModelRef.from_dict(state["stable"]))
+                    backend.gate(requested, ModelRef.from_dict(state["stable"]))
                 except GateError as exc:
                     return _finish_rollback(
                         state, backend, models, reports,

@@ -301,14 +301,12 @@ class KServeBackend:
         }
 
     def promote(self, candidate: ModelRef, stable: ModelRef, state: dict) -> None:
+        # 100 (not a removed field): the steady state serving/manifests declares, so a
+        # `kubectl diff` against the manifests shows only the storageUri.
         body = self._state_patch(state)
         body["spec"] = {"predictor": {"canaryTrafficPercent": 100}}
         self._patch(body)
         self._wait("all traffic on the candidate", lambda p: _canary_share(p) == 100)
-        # Drop the field: the spec now simply serves the candidate, as a fresh deploy would.
-        body = self._state_patch(state)
-        body["spec"] = {"predictor": {"canaryTrafficPercent": None}}
-        self._patch(body)
 
     def rollback(self, candidate: ModelRef, stable: ModelRef, state: dict) -> None:
         # 1. Traffic first: every request back on the stable revision at once.
@@ -322,12 +320,12 @@ class KServeBackend:
             lambda p: _share_of(p, p.get("latestCreatedRevision")) == 0,
             settled=False,
         )
-        # 2. Then the spec: storageUri back to the champion's, no canary field. KServe rolls
-        # out a fresh revision of the champion model and moves traffic once it is ready.
+        # 2. Then the spec: storageUri back to the champion's at 100 %. KServe rolls out a
+        # fresh revision of the champion model and moves traffic once it is ready.
         body = self._state_patch(state)
         body["spec"] = {
             "predictor": {
-                "canaryTrafficPercent": None,
+                "canaryTrafficPercent": 100,
                 "model": {
                     "storageUri": self.models.storage_uri(stable, self.cfg.storage_uri_template)
                 },
