@@ -50,10 +50,14 @@ LABEL org.opencontainers.image.title="hairseg" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       org.opencontainers.image.licenses="Apache-2.0"
 # git: DVC and lineage tags; libgomp1: torch/onnxruntime CPU kernels.
+# The KFP v2 launcher stages artifacts under /gcs, /minio, /s3 and /oci: a non-root step
+# cannot create them at / (kubeflow/pipelines#10397), so they exist, owned by the step's user.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 1000 hairseg
+ && useradd --create-home --uid 1000 hairseg \
+ && mkdir -p /gcs /minio /s3 /oci \
+ && chown 1000:1000 /gcs /minio /s3 /oci
 COPY --from=build /opt/venv /opt/venv
 # Feast repo definitions: steps use feature_store.cluster.yaml from here.
 COPY feature_repo /opt/hairseg/feature_repo

@@ -217,6 +217,9 @@ def test_dockerfile_builds_the_image_from_the_lock() -> None:
     assert "uv pip sync" in dockerfile and "requirements.lock" in dockerfile
     assert re.search(r"uv pip install .*--no-deps \.", dockerfile)
     assert "HAIRSEG_GIT_COMMIT=${GIT_COMMIT}" in dockerfile
+    # a non-root step must be able to write the launcher's artifact mount points
+    assert re.search(r"^USER 1000$", dockerfile, flags=re.M)
+    assert "chown 1000:1000 /gcs /minio /s3 /oci" in dockerfile
     # everything the wheel packages must be in the build context
     pyproject = (ROOT / "pyproject.toml").read_text()
     packages = re.search(r"packages = \[(.*?)\]", pyproject, flags=re.S)
