@@ -144,7 +144,9 @@ def build_training_pipeline(
             cache=False,
         ).after(validate, features)
         train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-        train.set_cpu_request("4").set_memory_request("16G")
+        # Fits the smallest GPU nodes the Terraform modules default to (g4dn.xlarge,
+        # n1-standard-4 + T4, NC4as_T4_v3: 4 vCPU, 15-28 GiB) next to their daemon sets.
+        train.set_cpu_request("2").set_memory_request("8G")
         kubernetes.add_node_selector(
             train, label_key=GPU_NODE_LABEL[0], label_value=GPU_NODE_LABEL[1]
         )
