@@ -37,6 +37,7 @@ class FakeKfp:
 
     token: str | None = None
     auth: str | None = None
+    login_page: bool = False  # answer like an auth proxy that redirects to a login page
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -76,6 +77,14 @@ def _make_handler(state: FakeKfp) -> type[BaseHTTPRequestHandler]:
             body = b""
             if "Content-Length" in self.headers:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+            if state.login_page:
+                page = b"<html><body>Sign in</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                return None
             if not self._authorised(url.path):
                 return self._send(401, {"error": "Unauthorized", "code": 16, "message": "no"})
             p = url.path.removeprefix("/apis/v2beta1")
@@ -334,3 +343,26 @@ def test_compile_rejects_a_bad_registry(tmp_path: Path, hairseg) -> None:
     )
     assert_one_line_error(result, "'Bad Registry:tag'", "image repository")
     assert result.returncode == 2
+
+
+def test_a_login_page_instead_of_the_api_is_a_clear_error(fake_kfp, hairseg) -> None:
+    host, state = fake_kfp
+    state.login_page = True
+    result = hairseg("pipeline", "upload", "--host", host)
+    assert_one_line_error(result, "text/html", "instead of the KFP API", "--token")
+
+
+def test_a_host_that_never_answers_times_out_clearly() -> None:
+    """A listening socket that accepts and never responds: the preflight times out."""
+    import socket
+
+    from hairseg_pipelines import kfp_api
+
+    from hairseg.errors import HairsegError
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        host = f"http://127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(HairsegError, match=r"cannot reach .* connection timed out"):
+            kfp_api.connect(host, timeout_s=0.5)
