@@ -306,6 +306,27 @@ def markdown(rows: list[Row], meta: dict[str, str], model_rows: dict[str, dict[s
     return "\n".join(lines)
 
 
+DOCS_HEADING = "## Serving: the KServe predictor under load (`bench/serve_load.py`)"
+
+
+def write_docs(path: Path, text: str) -> None:
+    """Add ``text`` at the end of the serving section (created if missing)."""
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    if DOCS_HEADING not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{DOCS_HEADING}\n"
+    start = doc.index(DOCS_HEADING) + len(DOCS_HEADING)
+    following = doc.find("\n## ", start)
+    end = len(doc) if following < 0 else following + 1
+    doc = (
+        doc[:end].rstrip("\n")
+        + "\n\n"
+        + text.rstrip("\n")
+        + "\n"
+        + ("\n" + doc[end:] if end < len(doc) else "")
+    )
+    path.write_text(doc)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -403,8 +424,7 @@ def main() -> int:
             )
         )
     if args.write_docs:
-        with (REPO / "docs" / "BENCHMARKS.md").open("a") as fh:
-            fh.write("\n" + text)
+        write_docs(REPO / "docs" / "BENCHMARKS.md", text)
     return 0 if all(r.errors == 0 for r in rows) else 1
 
 
