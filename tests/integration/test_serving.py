@@ -508,7 +508,8 @@ def _truncated_jpeg() -> bytes:
 
 
 def _bomb_png() -> bytes:
-    # 20000 x 20000 pixels of zeros compresses to a few hundred kB; the header says it all.
+    # 1.2 Mpx of zeros in a few kB: over the test server's 1 Mpx limit, refused from the
+    # header before any pixel is decoded.
     img = Image.new("L", (2000, 600))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
@@ -554,7 +555,7 @@ BAD_V1 = [
         "zero-size image",
         json.dumps({"instances": [{"image_b64": b64(_zero_size_image())}]}).encode(),
         400,
-        "instances[0]",
+        "instances[0]: bytes are not a decodable image",
     ),
     (
         "huge dimensions",
