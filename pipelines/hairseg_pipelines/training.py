@@ -31,6 +31,7 @@ from hairseg_pipelines.versioning import PIPELINE_VERSION, TRAINING_PIPELINE
 __all__ = [
     "CLUSTER_FEAST_REPO",
     "CLUSTER_MLFLOW_URI",
+    "FEAST_CONFIG_MAP",
     "GPU_NODE_LABEL",
     "GPU_TAINT",
     "SECTIONS",
@@ -42,6 +43,8 @@ CLUSTER_MLFLOW_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
 # The Feast repo inside the project image (Dockerfile) and its cluster configuration.
 CLUSTER_FEAST_REPO = "/opt/hairseg/feature_repo"
 CLUSTER_FEAST_CONFIG = "feature_store.cluster.yaml"
+# ConfigMap (pipelines namespace) with the Feast settings that config reads from the env.
+FEAST_CONFIG_MAP = "hairseg-feast"
 # What the Terraform GPU node pools carry (infra/terraform/modules/*-gpu-cluster).
 GPU_NODE_LABEL = ("hairseg.io/accelerator", "nvidia-gpu")
 GPU_TAINT = {
@@ -130,6 +133,19 @@ def build_training_pipeline(
             image,
             "features",
             cache=True,
+        )
+        # Where the cluster Feast config (feature_store.cluster.yaml) finds its registry,
+        # Redis and Parquet sources; optional, so a cluster without it fails in Feast with
+        # the variable's name rather than at pod creation.
+        kubernetes.use_config_map_as_env(
+            features,
+            config_map_name=FEAST_CONFIG_MAP,
+            config_map_key_to_env={
+                "FEAST_REGISTRY_URI": "FEAST_REGISTRY_URI",
+                "FEAST_REDIS_CONNECTION_STRING": "FEAST_REDIS_CONNECTION_STRING",
+                "HAIRSEG_FEATURE_SOURCE_ROOT": "HAIRSEG_FEATURE_SOURCE_ROOT",
+            },
+            optional=True,
         )
         # Training reads the champion from MLflow (init) and logs a run: not cached.
         train = _step(

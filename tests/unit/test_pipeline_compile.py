@@ -130,7 +130,15 @@ def test_train_step_requests_a_gpu_on_the_terraform_gpu_pool(
     assert accelerator.fields["resourceType"].string_value == "nvidia.com/gpu"
     assert accelerator.fields["resourceCount"].string_value == "1"
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert set(k8s) == {"exec-train-model"}  # only training goes to the GPU pool
+    assert set(k8s) == {"exec-train-model", "exec-build-features"}
+    assert "nodeSelector" not in k8s["exec-build-features"]  # only training goes to the GPU pool
+    (config_map,) = k8s["exec-build-features"]["configMapAsEnv"]
+    assert config_map["configMapName"] == "hairseg-feast" and config_map["optional"] is True
+    assert {e["envVar"] for e in config_map["keyToEnv"]} == {
+        "FEAST_REGISTRY_URI",
+        "FEAST_REDIS_CONNECTION_STRING",
+        "HAIRSEG_FEATURE_SOURCE_ROOT",
+    }
     # the label and taint the Terraform GPU node groups set
     main_tf = (ROOT / "infra/terraform/modules/aws-gpu-cluster/main.tf").read_text()
     label = re.search(r'"hairseg\.io/accelerator"\s*=\s*"([^"]+)"', main_tf)
