@@ -126,11 +126,13 @@ def main() -> int:
             + " --write-docs",
             "```",
             "",
-            "| step | wall s | note |",
-            "|---|---:|---|",
+            "| step | wall s | CPU s | note |",
+            "|---|---:|---:|---|",
             *[
-                f"| {name} | {took:.2f} | {note} |" if took else f"| {name} | | {note} |"
-                for name, took, note in rows
+                f"| {name} | {took:.2f} | {cpu:.2f} | {note} |"
+                if took
+                else f"| {name} | | | {note} |"
+                for name, took, cpu, note in rows
             ],
             "",
             f"1-min load average {load_before:.1f} before, {load_after:.1f} after on 2 cores "
