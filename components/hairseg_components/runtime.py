@@ -2,8 +2,9 @@
 
 KFP executes each component's function source on its own, so anything two components
 share lives here, in the installed package, and is imported inside the function body.
-This is boundary code only: reading KFP parameters into the core's typed configs,
-moving folders into artifacts and recording metadata. No stage logic lives here.
+This is boundary code only: KFP parameters into ``params.yaml`` sections and typed
+configs, running a stage's ``hairseg`` command in a scratch folder, recording metadata.
+No stage logic lives here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,6 @@ __all__ = [
     "hairseg_cli",
     "ints_back",
     "log_metrics",
-    "materialize_dir",
     "read_json",
     "stage_config",
     "workdir",
@@ -52,24 +51,6 @@ def stage_config(name: str, raw: Mapping[str, Any] | None, cls: type[T]) -> T:
     from hairseg.config import section
 
     return section({name: ints_back(dict(raw or {}))}, name, cls)
-
-
-def materialize_dir(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Put a copy of folder ``src`` at ``dest`` (an artifact's ``.path``): hard links where
-    the file system allows (same device, locally), a real copy otherwise."""
-    src, dest = Path(src), Path(dest)
-    if dest.exists():
-        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-
-    def link_or_copy(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-
-    shutil.copytree(src, dest, copy_function=link_or_copy)
-    return dest
 
 
 def log_metrics(metrics_artifact: Any, values: Mapping[str, Any], prefix: str = "") -> None:

@@ -17,7 +17,6 @@ from hairseg_components.monitoring import drift_check
 from hairseg_components.runtime import (
     hairseg_cli,
     ints_back,
-    materialize_dir,
     stage_config,
     write_params,
 )
@@ -65,16 +64,6 @@ def test_hairseg_cli_errors_become_hairseg_errors(tmp_path: Path) -> None:
     params = write_params(tmp_path / "params.yaml", {"validate": {}})
     with pytest.raises(HairsegError, match="dataset folder not found"):
         hairseg_cli("data", "validate", tmp_path / "missing", "--params", params)
-
-
-def test_materialize_dir_links_a_folder(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    (src / "a").mkdir(parents=True)
-    (src / "a" / "f.txt").write_text("hello")
-    dest = materialize_dir(src, tmp_path / "out" / "dataset")
-    assert (dest / "a" / "f.txt").read_text() == "hello"
-    materialize_dir(src, dest)  # replaces an existing folder
-    assert sorted(p.name for p in dest.rglob("*")) == ["a", "f.txt"]
 
 
 @pytest.fixture(scope="module")
