@@ -381,6 +381,12 @@ class HairsegRESTServer(RESTServer):
         self.config.access_log = False  # BoundaryMiddleware logs each request once
         self.serve_config = config
 
+    def create_application(self) -> None:
+        # Runs in every worker process: Python warnings (e.g. FastAPI deprecations raised
+        # by KServe's own routes) become JSON log lines like everything else.
+        logging.captureWarnings(True)
+        super().create_application()
+
     def _add_middlewares(self, app: FastAPI) -> None:
         # KServe's TimingMiddleware only writes per-request trace lines: left out.
         registry = self.dataplane.model_registry
