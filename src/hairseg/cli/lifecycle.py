@@ -21,6 +21,11 @@ from hairseg.errors import EXIT_USAGE, HairsegError
 
 log = logging.getLogger("hairseg.lifecycle")
 
+# OpenMP threads that spin while waiting burn the CPU another process needs: on a shared
+# 2-core box one training step then costs ~10x the CPU. libgomp reads this when torch loads
+# it, and torch is imported only inside the commands below, so this still takes effect.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 _path = click.Path(path_type=Path)
 _existing_dir = click.Path(path_type=Path, exists=True, file_okay=False)
 
