@@ -57,6 +57,7 @@ class Row:
     p95_ms: float
     p99_ms: float
     server_cpu_ms: float = float("nan")  # server CPU time (all processes) per request
+    client_cpu_ms: float = float("nan")  # this load generator's CPU time per request
 
     @property
     def rps(self) -> float:
@@ -236,6 +237,7 @@ async def run_cell(
             *(session.post(path, data=body, headers=headers) for _ in range(concurrency))
         )
         cpu_before = server_cpu_seconds(pid)
+        client_before = time.process_time()
         start = time.perf_counter()
         stop_at = start + seconds
 
@@ -256,6 +258,7 @@ async def run_cell(
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
         cpu = server_cpu_seconds(pid) - cpu_before
+        client_cpu = time.process_time() - client_before
     return Row(
         size,
         protocol,
@@ -267,6 +270,7 @@ async def run_cell(
         percentile(latencies, 95),
         percentile(latencies, 99),
         cpu * 1000 / max(len(latencies), 1),
+        client_cpu * 1000 / max(len(latencies), 1),
     )
 
 
@@ -291,14 +295,15 @@ def markdown(rows: list[Row], meta: dict[str, str], model_rows: dict[str, dict[s
         "",
         "Server CPU ms/req is the CPU time of the server's processes per request (user +",
         "system, psutil): unlike wall-clock figures it barely depends on what else the cores",
-        "run, and 2000 / it bounds the requests/s two dedicated cores could serve.",
+        "run, and 2000 / it bounds the requests/s two dedicated cores could serve. Client CPU",
+        "ms/req is the load generator's own share of the same two cores.",
         "",
-        "| input | protocol | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | server CPU ms/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| input | protocol | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | server CPU ms/req | client CPU ms/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r.size}² JPEG | {'V1 JSON' if r.protocol == 'v1' else 'V2 binary'} | {r.concurrency} | "
             f"{r.requests} | {r.errors} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} | "
-            f"{r.server_cpu_ms:.2f} |"
+            f"{r.server_cpu_ms:.2f} | {r.client_cpu_ms:.2f} |"
             for r in rows
         ),
         "",
@@ -388,7 +393,7 @@ def main() -> int:
                         print(
                             f"{size}² {protocol} c={conc}: {row.requests} req, {row.errors} errors, "
                             f"{row.rps:.0f} req/s, p50 {row.p50_ms:.1f} p95 {row.p95_ms:.1f} "
-                            f"p99 {row.p99_ms:.1f} ms, server CPU {row.server_cpu_ms:.2f} ms/req (load {loadavg()})",
+                            f"p99 {row.p99_ms:.1f} ms, server CPU {row.server_cpu_ms:.2f} ms/req, client CPU {row.client_cpu_ms:.2f} ms/req (load {loadavg()})",
                             flush=True,
                         )
         finally:

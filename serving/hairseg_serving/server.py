@@ -33,6 +33,7 @@ import asyncio
 import logging
 import logging.config
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -416,14 +417,47 @@ class HairsegRESTServer(RESTServer):
         app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
 
-class HairsegMultiProcessServer(RESTServerMultiProcess):
-    """KServe's multi-worker server, restarting only workers that have exited.
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A listening socket of its own for one worker, sharing the port (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
-    KServe pings every worker each 0.5 s with a 5 s timeout from the moment it is spawned;
-    a worker still importing its libraries and loading the model on a busy machine misses
-    the ping, is killed and respawned, forever. We restart workers that exited and leave
-    hang detection to the kubelet's liveness probe (one worker per pod there anyway).
+
+class HairsegMultiProcessServer(RESTServerMultiProcess):
+    """KServe's multi-worker server with two changes, both measured.
+
+    - Each worker listens on its own ``SO_REUSEPORT`` socket, so the kernel spreads new
+      connections over the workers. With KServe's one shared socket, whichever worker is
+      idle first accepts a burst of keep-alive connections and serves them all: the load
+      test saw 2 workers serve ~150 requests/s at ~0.9 cores (docs/BENCHMARKS.md).
+    - Only workers that exited are restarted. KServe pings every worker each 0.5 s with a
+      5 s timeout from the moment it is spawned; a worker still importing its libraries and
+      loading the model on a busy machine misses the ping and is killed and respawned,
+      forever. Hang detection is left to the kubelet's liveness probe (one worker per pod
+      there anyway).
     """
+
+    async def start(self) -> None:
+        config = self._rest_server.config
+        self._worker_sockets = [
+            [_listening_socket(config.host, config.port)] for _ in range(config.workers)
+        ]
+        for sockets in self._worker_sockets:
+            process = RESTServerProcess(
+                sockets, self._rest_server.run, log_config_file=self.log_config_file
+            )
+            self._processes.append(process)
+            process.start()
+        while not self.should_exit.is_set():
+            await asyncio.sleep(0.5)
+            await self.keep_subprocess_alive([])
+        await self.terminate_all()
 
     async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
         if self.should_exit.is_set():
@@ -436,7 +470,9 @@ class HairsegMultiProcessServer(RESTServerMultiProcess):
                 extra={"pid": process.pid, "exitcode": process._process.exitcode},
             )
             replacement = RESTServerProcess(
-                sockets, self._rest_server.run, log_config_file=self.log_config_file
+                self._worker_sockets[idx],
+                self._rest_server.run,
+                log_config_file=self.log_config_file,
             )
             replacement.start()
             self._processes[idx] = replacement
