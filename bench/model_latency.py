@@ -16,10 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
+import sys
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+# Before torch loads libgomp: waiting OpenMP threads must not spin (see cli/lifecycle.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
@@ -46,6 +51,11 @@ def _session(path: Path, threads: int):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _print(row: tuple) -> None:
+    name, size, batch, p50, p95 = row
+    print(f"{name:20s} {size:4d}² batch {batch}: p50 {p50:8.2f} ms  p95 {p95:8.2f} ms", flush=True)
 
 
 def main() -> None:
@@ -79,21 +89,21 @@ def main() -> None:
             int8 = Path(tmp) / f"int8_{size}.onnx"
             export_onnx(model, cfg, fp32)
             quantize_int8(fp32, int8, _calibration(size, args.data, 32), size, QuantizeConfig())
-            sessions = {
-                "ort fp32": _session(fp32, args.threads),
-                "ort int8": _session(int8, args.threads),
+            inputs = {
+                b: np.random.default_rng(0).normal(size=(b, 3, size, size)).astype(np.float32)
+                for b in args.batches
             }
-            for batch_size in args.batches:
-                x = (
-                    np.random.default_rng(0)
-                    .normal(size=(batch_size, 3, size, size))
-                    .astype(np.float32)
-                )
-                xt = torch.from_numpy(x)
+            # PyTorch first, before any ORT session exists (ORT's pool threads spin).
+            for batch_size, x in inputs.items():
                 with torch.inference_mode():
-                    p50, p95 = measure_latency(model, xt, args.warmup, args.repeats)
+                    p50, p95 = measure_latency(
+                        model, torch.from_numpy(x), args.warmup, args.repeats
+                    )
                 rows.append(("pytorch eager fp32", size, batch_size, p50, p95))
-                for name, sess in sessions.items():
+                _print(rows[-1])
+            for name, path in (("ort fp32", fp32), ("ort int8", int8)):
+                sess = _session(path, args.threads)
+                for batch_size, x in inputs.items():
                     p50, p95 = measure_latency(
                         lambda b, s=sess: s.run(["logits"], {"image": b}),
                         x,
@@ -101,11 +111,8 @@ def main() -> None:
                         args.repeats,
                     )
                     rows.append((name, size, batch_size, p50, p95))
-                for row in rows[-3:]:
-                    print(
-                        f"{row[0]:20s} {row[1]:4d}² batch {row[2]}: p50 {row[3]:8.2f} ms  p95 {row[4]:8.2f} ms",
-                        flush=True,
-                    )
+                    _print(rows[-1])
+                del sess
     load_after = os.getloadavg()
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -114,8 +121,7 @@ def main() -> None:
         f"### Model latency ({when})",
         "",
         "```bash",
-        f".venv/bin/python bench/model_latency.py --threads {args.threads} "
-        f"--repeats {args.repeats}" + (f" --write {args.write}" if args.write else ""),
+        ".venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
         "```",
         "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
