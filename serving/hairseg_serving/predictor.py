@@ -37,7 +37,12 @@ from hairseg.errors import HairsegError, ImageDecodeError
 from hairseg.inference import OnnxSegmenter
 from hairseg.tryon import parse_shade, recolour
 from hairseg_serving.batching import MicroBatcher
-from hairseg_serving.metrics import FEATURE_LOOKUPS, INFERENCE_LOG_RECORDS, STAGE_SECONDS
+from hairseg_serving.metrics import (
+    BATCH_SIZE,
+    FEATURE_LOOKUPS,
+    INFERENCE_LOG_RECORDS,
+    STAGE_SECONDS,
+)
 from hairseg_serving.protocol import (
     INPUT_NAME,
     OPTION_KEYS,
@@ -263,6 +268,7 @@ class HairsegModel(Model):
         if self._batcher is not None:
             work.logits = await self._batcher.submit(batch)
         else:
+            BATCH_SIZE.observe(len(batch))
             work.logits = self.segmenter.logits(batch)
         elapsed = time.perf_counter() - start
         STAGE_SECONDS.labels("infer").observe(elapsed)

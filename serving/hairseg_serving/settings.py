@@ -38,7 +38,7 @@ class ServeConfig:
     max_instances: int = 16
     # Micro-batching: concurrent requests are run through the network together, up to
     # max_batch_size images; batch_window_ms > 0 waits that long for a batch to fill.
-    max_batch_size: int = 8
+    max_batch_size: int = 1  # CPU default; on a GPU batching pays (overlays/gpu: 16)
     batch_window_ms: float = 0.0
     # Try-on defaults when neither the request nor the customer profile says.
     default_color: str = "auburn"

@@ -132,6 +132,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
         "--max-body-bytes", str(MAX_BODY),
         "--max-pixels", str(MAX_PIXELS),
         "--max-instances", str(MAX_INSTANCES),
+        "--max-batch-size", "4",  # the micro-batcher path (the shutdown test runs inline)
     )  # fmt: skip
     client = httpx.Client(base_url=url, timeout=30)
     yield {
@@ -464,7 +465,8 @@ def test_metrics_have_stage_histograms_and_request_counts(env):
         assert count and float(count[0].split()[-1]) >= 1, stage
     assert 'hairseg_requests_total{code="200",endpoint="v1"}' in text
     assert "request_predict_seconds_bucket" in text  # KServe's own
-    assert "hairseg_batch_size_bucket" in text
+    batches = [ln for ln in text.splitlines() if ln.startswith("hairseg_batch_size_count")]
+    assert batches and float(batches[0].split()[-1]) >= 1
 
 
 # -- Feast and the monitoring log ----------------------------------------------------------

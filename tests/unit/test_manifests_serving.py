@@ -303,6 +303,8 @@ def test_gpu_only_in_the_gpu_overlay(rendered):
             "tolerations"
         ]
         assert image.endswith("-gpu")
+        args = docs["ServingRuntime", "hairseg-onnx"]["spec"]["containers"][0]["args"]
+        assert "--max_batch_size=16" in args and "--model=/mnt/models" in args
         # The rest of the base survives the patch.
         assert predictor["model"]["storageUri"] and predictor["minReplicas"] >= 1
     else:
