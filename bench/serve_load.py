@@ -27,8 +27,6 @@ import base64
 import ipaddress
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-from hairseg_serving.testing import synthetic_portrait
+from hairseg_serving.testing import start_server as launch_server
+from hairseg_serving.testing import stop_server, synthetic_portrait
 
 from hairseg import imaging
 
@@ -91,12 +90,6 @@ def server_cpu_seconds(pid: int | None) -> float:
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_loopback(url: str) -> None:
@@ -158,12 +151,12 @@ def model_only(path: Path, threads: int, repeats: int) -> dict[str, float]:
 # -- the server ---------------------------------------------------------------------------
 
 
-def start_server(model: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "hairseg", "--log-level", "warning", "serve"]
-    cmd += ["--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", str(args.workers), "--max-batch-size", str(args.max_batch_size)]
-    cmd += [
+def start_server(
+    model: Path, args: argparse.Namespace, workdir: Path
+) -> tuple[subprocess.Popen, str]:
+    """``hairseg serve`` on loopback with the flags under test (the tests' own launcher)."""
+    flags = ["--workers", str(args.workers), "--max-batch-size", str(args.max_batch_size)]
+    flags += [
         "--intra-op-threads",
         str(args.threads),
         "--feature-repo",
@@ -171,25 +164,13 @@ def start_server(model: Path, args: argparse.Namespace) -> tuple[subprocess.Pope
         "--inference-log-dir",
         "",
     ]
-    cmd += ["--no-access-log"] if not args.access_log else []
-    log = tempfile.NamedTemporaryFile(prefix="hairseg-serve-", suffix=".log", delete=False)  # noqa: SIM115 - the server writes it for its lifetime
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    print(f"server log: {log.name}", flush=True)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {Path(log.name).read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server not ready in 300 s")
+    flags += [] if args.access_log else ["--no-access-log"]
+    try:
+        proc, url, log = launch_server(model, workdir, *flags)
+    except AssertionError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"server log: {log}", flush=True)
+    return proc, url
 
 
 # -- the load -----------------------------------------------------------------------------
@@ -377,7 +358,7 @@ def main() -> int:
         proc = None
         url = args.url
         if url is None:
-            proc, url = start_server(model, args)
+            proc, url = start_server(model, args, tmp_dir)
         pid = proc.pid if proc is not None else None
         rows = []
         try:
@@ -398,8 +379,7 @@ def main() -> int:
                         )
         finally:
             if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
+                stop_server(proc, timeout_s=60)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()

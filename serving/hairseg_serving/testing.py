@@ -3,16 +3,23 @@
 Two convolutions (3→4 channels 3×3 + ReLU, then 4→1 1×1) whose fixed weights call dark
 pixels "hair": small enough to build in milliseconds with the ``onnx`` package alone,
 real enough that the server runs it through ONNX Runtime exactly as the trained network.
-Also a synthetic portrait (light background, skin-toned face, dark hair) to send it.
+Also a synthetic portrait (light background, skin-toned face, dark hair) to send it, and
+the loopback launcher the serving tests and ``bench/serve_load.py`` share.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["synthetic_portrait", "write_tiny_model"]
+__all__ = ["free_port", "start_server", "stop_server", "synthetic_portrait", "write_tiny_model"]
 
 
 def write_tiny_model(path: str | Path, *, size: int = 64, version: str | None = None) -> Path:
@@ -69,3 +76,56 @@ def synthetic_portrait(height: int = 256, width: int = 256, *, seed: int = 0) ->
     img[face & (yy > cy - height * 0.12)] = (222, 182, 150)
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bind to port 0, read it back)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(
+    model: Path, workdir: Path, *extra: str, ready_timeout_s: float = 300.0
+) -> tuple[subprocess.Popen, str, Path]:
+    """``hairseg serve`` on a free loopback port, run in ``workdir`` with ``extra`` flags;
+    returns (process, base URL, log file) once ``/v2/health/ready`` answers 200."""
+    import httpx
+
+    port = free_port()
+    log_path = Path(workdir) / f"server-{port}.log"
+    env = {**os.environ, "FEAST_USAGE": "False", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    cmd = [sys.executable, "-m", "hairseg", "serve", "--model", str(model), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--params", str(Path(workdir) / "no-params.yaml"), *extra]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"server exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return proc, url, log_path
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(
+        f"server not ready in {ready_timeout_s:g} s:\n{log_path.read_text()[-3000:]}"
+    )
+
+
+def stop_server(proc: subprocess.Popen, timeout_s: float = 40.0) -> int:
+    """SIGTERM, then wait for the exit code (kill and raise if it does not stop)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    return proc.returncode

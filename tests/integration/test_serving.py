@@ -13,13 +13,8 @@ import base64
 import importlib.util
 import io
 import json
-import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -27,7 +22,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from hairseg_serving.testing import synthetic_portrait, write_tiny_model
+from hairseg_serving.testing import (
+    start_server,
+    stop_server,
+    synthetic_portrait,
+    write_tiny_model,
+)
 from PIL import Image
 
 from hairseg import imaging
@@ -40,50 +40,6 @@ FEATHER = 3
 MAX_BODY = 2 * 1024 * 1024
 MAX_PIXELS = 1_000_000
 MAX_INSTANCES = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: Path, tmp: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
-    """``hairseg serve`` on a free loopback port; returns once /v2/health/ready says so."""
-    port = free_port()
-    log_path = tmp / f"server-{port}.log"
-    env = {**os.environ, "FEAST_USAGE": "False", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    cmd = [sys.executable, "-m", "hairseg", "serve", "--model", str(model), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--params", str(tmp / "no-params.yaml"), *extra]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"server exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return proc, url, log_path
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"server not ready in 300 s:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-    return proc.returncode
 
 
 def make_feature_repo(tmp: Path) -> Path:

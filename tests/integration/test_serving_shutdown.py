@@ -12,8 +12,7 @@ import time
 
 import httpx
 import pytest
-from hairseg_serving.testing import synthetic_portrait, write_tiny_model
-from test_serving import start_server  # the same launcher as the main serving tests
+from hairseg_serving.testing import start_server, synthetic_portrait, write_tiny_model
 
 from hairseg import imaging
 from hairseg.monitoring.inference_log import read_inference_log
