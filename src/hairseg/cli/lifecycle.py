@@ -143,11 +143,10 @@ def resolve_init(
 @_path_option("--metrics", "metrics_path", "metrics/train.json")
 @_path_option("--plot", "plot_path", "plots/train_curve.csv")
 @_path_option("--run-info", "run_info_path", "artifacts/train_run.json")
-@click.option(
+@_path_option(
     "--checkpoints",
-    type=_path,
-    default=Path(".hairseg/checkpoints"),
-    show_default=True,
+    "checkpoints",
+    ".hairseg/checkpoints",
     help="Resumable checkpoints (an interrupted run continues from its last epoch).",
 )
 @click.option(
@@ -518,12 +517,8 @@ def gate(
 @_path_option("--gate", "gate_path", "metrics/gate.json")
 @_path_option("--run-info", "run_info_path", "artifacts/train_run.json")
 @click.option("--card-dir", type=_path, default=Path("reports/model_card"), show_default=True)
-@click.option(
-    "--data-dvc",
-    type=_path,
-    default=Path("data.dvc"),
-    show_default=True,
-    help="DVC file whose md5 is recorded as the data lineage tag.",
+@_path_option(
+    "--data-dvc", "data_dvc", "data.dvc", help="DVC file whose md5 is the data lineage tag."
 )
 @click.option(
     "--pipeline-run-id",
