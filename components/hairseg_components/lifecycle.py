@@ -109,6 +109,7 @@ def quantize_model(
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
 def evaluate_model(
     dataset: Input[Dataset],
+    eval_slices: Input[Dataset],
     onnx_model: Input[Model],
     evaluate_params: dict,
     mlflow_tracking_uri: str,
@@ -116,7 +117,8 @@ def evaluate_model(
     evaluation: Output[Artifact],
 ) -> None:
     """``hairseg evaluate``: the shipped variant, the other variant and the registered
-    champion on the test split (IoU, Dice, boundary F1, slices, latency). ``evaluation``
+    champion on the test split (IoU, Dice, boundary F1, slices — the manifest's and the
+    feature store's ``eval_slices`` —, latency). ``evaluation``
     holds evaluate.json, plots/*.csv, eval_per_image.parquet and model_card/gallery/."""
     from pathlib import Path
 
@@ -135,7 +137,7 @@ def evaluate_model(
             "evaluate", "--data", dataset.path, "--model-dir", onnx_model.path,
             "--metrics", out / "evaluate.json", "--plots-dir", out / "plots",
             "--per-image", out / "eval_per_image.parquet",
-            "--gallery", out / "model_card" / "gallery",
+            "--gallery", out / "model_card" / "gallery", "--slices", eval_slices.path,
             "--params", params, "--tracking-uri", mlflow_tracking_uri,
         )  # fmt: skip
     result = read_json(out / "evaluate.json")

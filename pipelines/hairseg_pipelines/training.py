@@ -183,6 +183,7 @@ def build_training_pipeline(
         evaluate = _step(
             evaluate_model(
                 dataset=dataset,
+                eval_slices=features.outputs["eval_slices"],
                 onnx_model=quantize.outputs["onnx_model"],
                 evaluate_params=evaluate_params,
                 mlflow_tracking_uri=mlflow_tracking_uri,

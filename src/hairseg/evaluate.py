@@ -32,6 +32,7 @@ __all__ = [
     "ModelEvaluation",
     "SelfieSegmenter",
     "TestSet",
+    "attach_feature_slices",
     "evaluate_masks",
     "evaluate_onnx",
     "load_test_set",
@@ -39,6 +40,14 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Slice columns that come from the feature store (``artifacts/eval_slices.parquet``, built
+# by ``hairseg features build`` with point-in-time reads), on top of the manifest's.
+FEATURE_SLICE_COLUMNS: tuple[str, ...] = (
+    "brightness_bucket",
+    "coverage_bucket",
+    "face_count_bucket",
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,7 @@ class ModelEvaluation:
     def slices(self) -> pd.DataFrame:
         """IoU per value of each slice column: rows (model, slice, value, n, iou)."""
         rows = []
-        for column in SLICE_COLUMNS:
+        for column in (*SLICE_COLUMNS, *FEATURE_SLICE_COLUMNS):
             if column not in self.per_image:
                 continue
             known = self.per_image.dropna(subset=[column])
@@ -119,6 +128,25 @@ class ModelEvaluation:
                     }
                 )
         return pd.DataFrame(rows, columns=["model", "slice", "value", "n", "iou"])
+
+
+def attach_feature_slices(per_image: pd.DataFrame, slices: pd.DataFrame) -> pd.DataFrame:
+    """Join the feature store's slice labels (by image id) onto per-image scores.
+
+    Row order is kept; an image the feature store does not know gets null labels (and so
+    falls out of those slices) rather than failing the evaluation.
+    """
+    missing = [c for c in ("image_id", *FEATURE_SLICE_COLUMNS) if c not in slices.columns]
+    if missing:
+        raise HairsegError(
+            f"evaluation slices lack column(s) {', '.join(missing)}; "
+            "expected the output of `hairseg features build` (artifacts/eval_slices.parquet)",
+            exit_code=EXIT_USAGE,
+        )
+    labels = slices[["image_id", *FEATURE_SLICE_COLUMNS]].drop_duplicates("image_id")
+    labels = labels.rename(columns={"image_id": "id"})
+    base = per_image.drop(columns=[c for c in FEATURE_SLICE_COLUMNS if c in per_image])
+    return base.merge(labels, on="id", how="left", validate="one_to_one")
 
 
 def load_test_set(dataset: Path, split: str = "test") -> TestSet:

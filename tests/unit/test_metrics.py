@@ -52,3 +52,32 @@ def test_boundary_f1_tolerance() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         iou(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))
+
+
+def test_feature_store_slices_join_by_id_and_add_per_slice_iou() -> None:
+    """Slice labels from artifacts/eval_slices.parquet add slices; order and scores are kept."""
+    import pandas as pd
+
+    from hairseg.errors import HairsegError
+    from hairseg.evaluate import ModelEvaluation, attach_feature_slices
+
+    per_image = pd.DataFrame({"id": ["b", "a", "c"], "iou": [0.2, 0.8, 0.5]})
+    labels = pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "split": ["test", "test"],
+            "brightness_bucket": ["bright", "dark"],
+            "coverage_bucket": ["low", "low"],
+            "face_count_bucket": ["1", "1"],
+        }
+    )
+    joined = attach_feature_slices(per_image, labels)
+    assert joined["id"].tolist() == ["b", "a", "c"]
+    assert joined["brightness_bucket"].tolist()[:2] == ["dark", "bright"]
+    assert pd.isna(joined.loc[2, "brightness_bucket"])
+    slices = ModelEvaluation("m", joined).slices()
+    got = {(r.slice, r.value): (r.n, r.iou) for r in slices.itertuples()}
+    assert got[("brightness_bucket", "dark")] == (1, 0.2)
+    assert got[("coverage_bucket", "low")] == (2, 0.5)
+    with pytest.raises(HairsegError, match="face_count_bucket"):
+        attach_feature_slices(per_image, labels.drop(columns=["face_count_bucket"]))

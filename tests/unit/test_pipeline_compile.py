@@ -91,7 +91,7 @@ def test_training_dag_order_and_gate(training: tuple[Any, dict[str, Any], str]) 
         "build-features": ["validate-data"],
         "train-model": ["build-features", "generate-data", "validate-data"],
         "quantize-model": ["generate-data", "train-model"],
-        "evaluate-model": ["generate-data", "quantize-model"],
+        "evaluate-model": ["build-features", "generate-data", "quantize-model"],
         "gate-model": ["evaluate-model", "quantize-model", "train-model"],
     }
     for name, deps in expected.items():

@@ -300,6 +300,13 @@ def _data_md5(dvc_file: Path) -> str:
 @click.option(
     "--mediapipe-dir", type=_path, default=Path(".hairseg/models/mediapipe"), show_default=True
 )
+@click.option(
+    "--slices",
+    "slices_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Feature-store slice labels (artifacts/eval_slices.parquet) for extra per-slice IoU.",
+)
 @params_option
 @tracking_option
 def evaluate(
@@ -311,6 +318,7 @@ def evaluate(
     gallery_dir: Path,
     champion: bool,
     mediapipe_dir: Path,
+    slices_path: Path | None,
     params_path: Path,
     tracking_uri: str | None,
 ) -> None:
@@ -349,6 +357,13 @@ def evaluate(
     notes.update(
         _mediapipe_baselines(evals, test, cfg, mediapipe_dir, model_dir / selected["file"])
     )
+
+    if slices_path is not None:
+        from hairseg.evaluate import attach_feature_slices
+
+        feature_slices = pd.read_parquet(slices_path)
+        for e in evals.values():
+            e.per_image = attach_feature_slices(e.per_image, feature_slices)
 
     shipped = selected["variant"]
     candidate = evals[shipped]
