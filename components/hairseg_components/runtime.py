@@ -68,11 +68,10 @@ def log_metrics(metrics_artifact: Any, values: Mapping[str, Any], prefix: str = 
 
 
 def write_json(path: str | os.PathLike[str], value: Any) -> Path:
-    """Write ``value`` as indented JSON (parents created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
-    return path
+    """Write ``value`` as indented JSON (parents created), atomically."""
+    from hairseg.jsonio import write_json_atomic
+
+    return write_json_atomic(path, value)
 
 
 def write_params(path: str | os.PathLike[str], sections: Mapping[str, Any]) -> Path:

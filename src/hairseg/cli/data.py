@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.jsonio import write_json_atomic
 
 PARAMS_HELP = "params file whose 'data'/'validate' sections give the defaults"
 
@@ -259,10 +259,7 @@ def validate(
             dataset, params, reports_dir=reports_dir, face_counter=counter, progress=True
         )
     write_stats(report.stats, stats_out)
-    metrics_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_out.with_name(f".{metrics_out.name}.tmp")
-    tmp.write_text(json.dumps(report.metrics(), indent=2, sort_keys=True) + "\n")
-    tmp.replace(metrics_out)
+    write_json_atomic(metrics_out, report.metrics())
     if not report.success:
         for failure in report.failures:
             click.echo(f"  FAILED {failure.line()}", err=True)

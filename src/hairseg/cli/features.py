@@ -13,6 +13,7 @@ import pandas as pd
 from hairseg.config import load_params, section
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.features.store import FeaturesConfig
+from hairseg.jsonio import write_json_atomic
 
 __all__ = ["features"]
 
@@ -61,13 +62,6 @@ def _when(value: str | None, name: str) -> datetime | None:
             exit_code=EXIT_USAGE,
         ) from None
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
-
-
-def _write_json(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
 
 
 def _read_image_stats(path: Path) -> pd.DataFrame:
@@ -236,7 +230,7 @@ def build_cmd(
             if column not in ("image_id",)
         },
     }
-    _write_json(summary_out, summary)
+    write_json_atomic(summary_out, summary)
     click.echo(f"feature store ready in {repo}; summary in {summary_out}")
 
 

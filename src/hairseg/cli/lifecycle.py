@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.jsonio import write_json_atomic
 
 log = logging.getLogger("hairseg.lifecycle")
 
@@ -43,10 +44,7 @@ def _params(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, payload, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import click
 
 from hairseg.config import load_params, section
+from hairseg.jsonio import write_json_atomic
 from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig, load_current, load_reference
 
 # load_current/load_reference are re-exported for callers that imported them from here.
@@ -75,10 +75,7 @@ def drift_cmd(
     current_df = load_current(current)
     result = check_drift(reference_df, current_df, cfg, out_dir=out)
     metrics = result.to_metrics()
-    metrics_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_out.with_name(f".{metrics_out.name}.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(metrics_out)
+    write_json_atomic(metrics_out, metrics)
     verdict = "DRIFT" if result.drifted else "no drift"
     click.echo(
         f"{verdict}: {len(result.drifted_columns)}/{len(result.columns)} columns drifted "

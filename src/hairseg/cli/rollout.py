@@ -160,7 +160,7 @@ def rollout(
         result.summary() + (f" — record: {result.record_path}" if result.record_path else "")
     )
     if metrics_out is not None:
-        from hairseg.rollout.engine import write_json_atomic
+        from hairseg.jsonio import write_json_atomic
 
         write_json_atomic(metrics_out, result.metrics())
     if result.exit_code and fail_on_rollback:

@@ -15,7 +15,6 @@ The dataset is only read. Each expectation carries a human ``check`` name in its
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ import pandas as pd
 
 from hairseg.data.manifest import SPLITS
 from hairseg.data.stats import FaceCounter, add_duplicate_columns, compute_image_stats
+from hairseg.jsonio import write_json_atomic
 
 # GX logs its import and every store write at INFO; only its warnings are worth a line.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -305,9 +305,7 @@ def validate_dataset(
                 "metrics": report.metrics(),
                 "great_expectations": validation.to_json_dict(),
             }
-            tmp_json = reports / ".result.json.tmp"
-            tmp_json.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-            tmp_json.replace(reports / "result.json")
+            write_json_atomic(reports / "result.json", payload)
             report.result_json = reports / "result.json"
             report.data_docs = docs / "index.html"
     return report

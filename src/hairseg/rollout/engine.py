@@ -10,10 +10,7 @@ Promotion is journalled: traffic first (phase ``promoting``), then the alias, th
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hairseg.errors import HairsegError
+from hairseg.jsonio import write_json_atomic
 from hairseg.rollout.config import RolloutConfig
 from hairseg.rollout.models import ModelRef, ModelRegistry
 from hairseg.rollout.policy import Action, StepObservation, decide
@@ -33,7 +31,6 @@ __all__ = [
     "RolloutBackend",
     "RolloutResult",
     "run_rollout",
-    "write_json_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,21 +135,6 @@ class RolloutResult:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a crash leaves either the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def run_rollout(

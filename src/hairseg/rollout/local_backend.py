@@ -20,8 +20,8 @@ import numpy as np
 
 from hairseg import imaging
 from hairseg.errors import HairsegError
+from hairseg.jsonio import write_json_atomic
 from hairseg.rollout.config import LocalConfig, PolicyConfig
-from hairseg.rollout.engine import write_json_atomic
 from hairseg.rollout.models import ModelRef, ModelRegistry
 from hairseg.rollout.policy import ArmMetrics, StepObservation
 from hairseg.rollout.servers import GateError, PredictorProcess, smoke_test
