@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.metrics import iou
 
 __all__ = [
     "PredictError",
@@ -72,13 +73,7 @@ def routes_to_canary(seed: int, index: int, percent: int) -> bool:
 
 def mask_disagreement(a: np.ndarray, b: np.ndarray) -> float:
     """``1 - IoU`` of two 0/255 masks of the same shape (two empty masks agree fully)."""
-    if a.shape != b.shape:
-        raise ValueError(f"mask shapes differ: {a.shape} vs {b.shape}")
-    fa, fb = a > 127, b > 127
-    union = int(np.count_nonzero(fa | fb))
-    if union == 0:
-        return 0.0
-    return 1.0 - int(np.count_nonzero(fa & fb)) / union
+    return 1.0 - iou(a, b)
 
 
 def p95(latencies_ms: Sequence[float]) -> float | None:
