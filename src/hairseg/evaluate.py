@@ -6,6 +6,10 @@ path). Reported per model: mean IoU, Dice and boundary F1 (with a pixel toleranc
 slice of the manifest's metadata, IoU against the threshold, model size and ONNX Runtime
 latency p50/p95 at each batch size. MediaPipe baselines run when their model files exist
 and are recorded as unavailable, with the reason, otherwise.
+
+Real photos (:func:`evaluate_real_photos`, on ``datasets/real_portraits``) are scored
+through the same segmenter and post-processing: IoU on the coarse masks, the share of
+predicted hair outside the head boxes and the share of the inner face marked hair.
 """
 
 from __future__ import annotations
@@ -25,18 +29,30 @@ from hairseg import imaging
 from hairseg.data.manifest import SLICE_COLUMNS, read_manifest
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.inference import OnnxSegmenter
-from hairseg.metrics import boundary_f1, dice, iou
+from hairseg.metrics import (
+    boundary_f1,
+    dice,
+    inner_face_counts,
+    iou,
+    outside_head_counts,
+)
 
 __all__ = [
     "EvaluateConfig",
     "ModelEvaluation",
+    "RealPhotoEvaluation",
+    "RealPhotoSet",
     "SelfieSegmenter",
     "TestSet",
     "attach_feature_slices",
     "evaluate_masks",
     "evaluate_onnx",
+    "evaluate_real_photos",
+    "load_real_set",
     "load_test_set",
     "measure_latency",
+    "predict_masks",
+    "score_real_photos",
 ]
 
 log = logging.getLogger(__name__)
@@ -211,12 +227,7 @@ def evaluate_onnx(
     """
     seg = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads)
     sizes = [img.shape[:2] for img in test.images]
-    logits = []
-    for start in tqdm(range(0, len(test), 8), desc=f"evaluate {name}", leave=False):
-        logits.append(
-            seg.logits(imaging.preprocess(test.images[start : start + 8], seg.input_size))
-        )
-    all_logits = np.concatenate(logits)
+    all_logits = _logits(seg, test.images, name)
 
     def masks_at(threshold: float) -> list[np.ndarray]:
         masks = imaging.logits_to_masks(all_logits, sizes, threshold=threshold)
@@ -241,6 +252,162 @@ def evaluate_onnx(
         result.latency_ms[f"latency_ms_b{batch_size}_p50"] = p50
         result.latency_ms[f"latency_ms_b{batch_size}_p95"] = p95
     return result
+
+
+def _logits(seg: OnnxSegmenter, images: Sequence[np.ndarray], name: str) -> np.ndarray:
+    """The segmenter's logits for ``images``, in batches of 8 (the serving pre-processing)."""
+    logits = []
+    for start in tqdm(range(0, len(images), 8), desc=f"evaluate {name}", leave=False):
+        logits.append(
+            seg.logits(imaging.preprocess(list(images[start : start + 8]), seg.input_size))
+        )
+    return np.concatenate(logits)
+
+
+def predict_masks(
+    model_path: Path,
+    images: Sequence[np.ndarray],
+    cfg: EvaluateConfig,
+    *,
+    person_masks: Sequence[np.ndarray] | None = None,
+    name: str = "model",
+) -> list[np.ndarray]:
+    """0/255 masks at each image's resolution: the path :func:`evaluate_onnx` scores."""
+    seg = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads)
+    masks = imaging.logits_to_masks(
+        _logits(seg, images, name), [img.shape[:2] for img in images], threshold=cfg.threshold
+    )
+    if person_masks is not None:
+        masks = [
+            apply_person_filter(m, p, cfg.selfie_dilate_px)
+            for m, p in zip(masks, person_masks, strict=True)
+        ]
+    return masks
+
+
+@dataclass
+class RealPhotoSet:
+    """The real-photo evaluation set: images, coarse masks and the label-light boxes."""
+
+    test: TestSet
+    head_boxes: list[list[tuple[int, int, int, int]]]  # every visible head, subject first
+    inner_face_boxes: list[tuple[int, int, int, int]]  # the subject's
+
+    def __len__(self) -> int:
+        return len(self.test)
+
+
+def load_real_set(dataset: Path | None = None) -> RealPhotoSet:
+    """Read ``datasets/real_portraits`` (or another set in its format).
+
+    One clear line when the images are absent (their licences keep most of them out of
+    git; ``tools/fetch_real_portraits.py`` re-derives them).
+    """
+    from hairseg.data import real_portraits
+
+    dataset = Path(dataset) if dataset is not None else real_portraits.EVAL_DIR
+    real_portraits.require_images(dataset)
+    test = load_test_set(dataset, "test")
+    missing = [c for c in ("head_boxes", "inner_x0", "inner_y0", "inner_x1", "inner_y1")
+               if c not in test.manifest]  # fmt: skip
+    if missing:
+        raise HairsegError(
+            f"{dataset} is not a real-photo set: its manifest lacks {', '.join(missing)}",
+            exit_code=EXIT_USAGE,
+        )
+    return RealPhotoSet(
+        test=test,
+        head_boxes=real_portraits.head_boxes(test.manifest),
+        inner_face_boxes=real_portraits.inner_face_boxes(test.manifest),
+    )
+
+
+@dataclass
+class RealPhotoEvaluation:
+    """Scores of one model on the real-photo set."""
+
+    name: str
+    per_image: pd.DataFrame  # id, iou, outside_head_share, inner_face_share, pixel counts, slices
+    predictions: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, float]:
+        """``real_iou`` (mean), ``real_outside_head`` (pooled over all predicted hair
+        pixels, as a user sees it across photos), its per-image mean, and
+        ``real_inner_face`` (per-image mean) with its pooled value."""
+        df = self.per_image
+        predicted = int(df["pred_hair_px"].sum())
+        inner_px = int(df["inner_px"].sum())
+        return {
+            "real_n_images": len(df),
+            "real_iou": float(df["iou"].mean()),
+            "real_outside_head": float(df["outside_px"].sum() / predicted) if predicted else 0.0,
+            "real_outside_head_mean": float(df["outside_head_share"].mean()),
+            "real_inner_face": float(df["inner_face_share"].mean()),
+            "real_inner_face_pooled": float(df["inner_hair_px"].sum() / inner_px)
+            if inner_px
+            else 0.0,
+        }
+
+    def worst(self, n: int = 5) -> dict[str, list[dict[str, Any]]]:
+        """The ``n`` worst images by each metric (id and value)."""
+        df = self.per_image
+        out = {}
+        for column, ascending in (
+            ("iou", True),
+            ("outside_head_share", False),
+            ("inner_face_share", False),
+        ):
+            rows = df.sort_values([column, "id"], ascending=[ascending, True]).head(n)
+            out[column] = [
+                {"id": str(i), column: round(float(v), 4)}
+                for i, v in zip(rows["id"], rows[column], strict=True)
+            ]
+        return out
+
+
+def score_real_photos(
+    name: str, predictions: Sequence[np.ndarray], real: RealPhotoSet
+) -> RealPhotoEvaluation:
+    """Score predicted 0/255 masks on the real-photo set (pure)."""
+    if len(predictions) != len(real):
+        raise ValueError(f"{len(predictions)} predictions for {len(real)} images")
+    rows = []
+    for pred, truth, heads, inner in zip(
+        predictions, real.test.masks, real.head_boxes, real.inner_face_boxes, strict=True
+    ):
+        outside, total = outside_head_counts(pred, heads)
+        inner_hair, inner_px = inner_face_counts(pred, inner)
+        rows.append(
+            {
+                "iou": iou(pred, truth),
+                "outside_head_share": outside / total if total else 0.0,
+                "inner_face_share": inner_hair / inner_px if inner_px else 0.0,
+                "pred_hair_px": total,
+                "outside_px": outside,
+                "inner_hair_px": inner_hair,
+                "inner_px": inner_px,
+            }
+        )
+    per_image = pd.DataFrame(rows)
+    per_image.insert(0, "id", real.test.manifest["id"].to_numpy())
+    for column in SLICE_COLUMNS:
+        per_image[column] = real.test.manifest[column].to_numpy()
+    return RealPhotoEvaluation(name=name, per_image=per_image, predictions=list(predictions))
+
+
+def evaluate_real_photos(
+    name: str,
+    model_path: Path,
+    real: RealPhotoSet,
+    cfg: EvaluateConfig,
+    *,
+    person_masks: Sequence[np.ndarray] | None = None,
+) -> RealPhotoEvaluation:
+    """Evaluate an ONNX model on real photos through :class:`OnnxSegmenter` (as serving)."""
+    masks = predict_masks(
+        model_path, real.test.images, cfg, person_masks=person_masks, name=f"{name} (real photos)"
+    )
+    return score_real_photos(name, masks, real)
 
 
 def apply_person_filter(hair: np.ndarray, person: np.ndarray, dilate_px: int) -> np.ndarray:

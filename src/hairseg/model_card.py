@@ -2,7 +2,9 @@
 
 The gallery shows, per test image: the image, the true mask, the predicted mask, an
 overlay and the recoloured try-on (through :func:`hairseg.tryon.recolour`, the serving
-implementation), for a few typical cases and the worst ones.
+implementation), for a few typical cases and the worst ones. The real-photo gallery
+(:func:`render_real_gallery`) shows, per real portrait: the photo with its head boxes, the
+served mask, the mask against the coarse label, and the try-on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from hairseg import imaging
 from hairseg.tryon import recolour
 
-__all__ = ["gallery_rows", "render_gallery", "write_model_card"]
+__all__ = ["gallery_rows", "render_gallery", "render_real_gallery", "write_model_card"]
 
 _TILE = 160
 
@@ -50,6 +52,73 @@ def _tile(rgb: np.ndarray, caption: str) -> np.ndarray:
     cv2.rectangle(tile, (0, 0), (_TILE, 16), (0, 0, 0), thickness=-1)
     cv2.putText(tile, caption, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1)
     return tile
+
+
+def _letterbox(rgb: np.ndarray, caption: str) -> np.ndarray:
+    """Like :func:`_tile` but keeps the aspect ratio (real photos are not square)."""
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    h, w = rgb.shape[:2]
+    scale = _TILE / max(h, w)
+    small = cv2.resize(
+        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    tile = np.full((_TILE, _TILE, 3), 255, np.uint8)
+    y0, x0 = (_TILE - small.shape[0]) // 2, (_TILE - small.shape[1]) // 2
+    tile[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    cv2.rectangle(tile, (0, 0), (_TILE, 16), (0, 0, 0), thickness=-1)
+    cv2.putText(tile, caption, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1)
+    return tile
+
+
+def _with_boxes(rgb: np.ndarray, head_boxes: Sequence[Sequence[int]]) -> np.ndarray:
+    out = np.ascontiguousarray(rgb.copy())
+    thick = max(1, round(max(rgb.shape[:2]) / _TILE))
+    for k, (x0, y0, x1, y1) in enumerate(head_boxes):
+        cv2.rectangle(
+            out, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 0) if k == 0 else (0, 160, 255), thick
+        )
+    return out
+
+
+def render_real_gallery(
+    out_dir: Path,
+    images: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    predictions: Sequence[np.ndarray],
+    per_image: pd.DataFrame,
+    head_boxes: Sequence[Sequence[Sequence[int]]],
+    rows: Sequence[tuple[str, int]],
+    shade: str,
+) -> list[Path]:
+    """Real-photo gallery rows: photo (head boxes drawn) | served mask | mask vs the coarse
+    label (green correct, red false hair, blue missed) | try-on. ``per_image`` is
+    :class:`hairseg.evaluate.RealPhotoEvaluation`'s table. Writes one PNG per row plus
+    ``real_gallery.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    strips, paths = [], []
+    for rank, (label, i) in enumerate(rows):
+        rgb, truth, pred = images[i], truths[i], predictions[i]
+        row = per_image.iloc[i]
+        strip = np.concatenate(
+            [
+                _letterbox(_with_boxes(rgb, head_boxes[i]), f"{label} IoU {row['iou']:.2f}"),
+                _letterbox(pred, f"mask, {row['outside_head_share']:.0%} off-head"),
+                _letterbox(
+                    _overlay(rgb, truth, pred), f"vs label, face {row['inner_face_share']:.0%}"
+                ),
+                _letterbox(recolour(rgb, pred, shade), f"try-on: {shade}"),
+            ],
+            axis=1,
+        )
+        path = out_dir / f"real_{rank:02d}_{label}_{row['id']}.png"
+        imaging.write_png(path, strip)
+        strips.append(strip)
+        paths.append(path)
+    if strips:
+        imaging.write_png(out_dir / "real_gallery.png", np.concatenate(strips, axis=0))
+        paths.append(out_dir / "real_gallery.png")
+    return paths
 
 
 def _overlay(rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -119,8 +188,14 @@ def write_model_card(
     slices: pd.DataFrame,
     gallery: Sequence[Path],
     model_config: Mapping[str, Any],
+    real_photos: Mapping[str, Any] | None = None,
+    real_gallery: Sequence[Path] = (),
 ) -> Path:
-    """Write the Markdown model card from the stages' recorded outputs."""
+    """Write the Markdown model card from the stages' recorded outputs.
+
+    ``real_photos`` (model name -> :meth:`RealPhotoEvaluation.summary`, plus optional
+    ``"worst"``) and ``real_gallery`` add the real-photo section.
+    """
     models = evaluation.get("models", {})
     metric_cols = [
         "iou",
@@ -169,6 +244,23 @@ def write_model_card(
     ]
     for key, note in evaluation.get("notes", {}).items():
         lines.append(f"- {key}: {note}")
+    if real_photos:
+        real_cols = ["real_iou", "real_outside_head", "real_inner_face", "real_n_images"]
+        real_rows = [{"model": n, **m} for n, m in real_photos.items() if n != "worst"]
+        lines += [
+            "",
+            "## Real photos (`datasets/real_portraits`, coarse labels)",
+            "",
+            _table(real_rows, ["model", *real_cols]),
+            "",
+            "real_outside_head: share of the predicted hair pixels outside every head box "
+            "(pooled); real_inner_face: share of the inner-face box (brows to below the "
+            "mouth) marked hair (mean per photo).",
+            "",
+        ]
+        for img in real_gallery:
+            if img.name != "real_gallery.png":
+                lines.append(f"![{img.stem}]({img.relative_to(path.parent).as_posix()})")
     lines += ["", "## Promotion gate", "", f"**{verdict}**", ""]
     lines += [f"- {reason}" for reason in gate.get("reasons", [])]
     lines += ["", "## IoU per slice (shipped model)", ""]

@@ -9,6 +9,7 @@ sent to it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,29 @@ def test_no_candidate_alias_is_a_noop(template, tmp_path):
     assert result.outcome == Outcome.NOTHING and result.exit_code == 0
     assert "points at no version" in result.reasons[0]
     assert result.metrics()["promoted"] == 0
+
+
+def test_real_photos_are_replayed_to_both_servers_every_step(template, tmp_path):
+    """With ``rollout.local.real_photos`` set, each step sends every photo of that set to
+    canary and stable; the step's disagreement is the worse of the two samples'."""
+    db, versions, _dataset = template
+    photos = rs.make_dataset(tmp_path / "photos", n_test=4)
+    uri = rs.fresh_registry(
+        db, tmp_path / "reg", champion=versions["stable"], candidate=versions["good"]
+    )
+    models = ModelRegistry(uri, tmp_path / "cache")
+    cfg = RolloutConfig(policy=POLICY, local=replace(CFG.local, real_photos=str(photos)))
+    backend = LocalBackend(
+        cfg.local, cfg.policy, models, dataset=_dataset, state_path=tmp_path / "state.json"
+    )
+    result = run_rollout(cfg, backend, models, reports_dir=tmp_path / "reports")
+    assert result.outcome == Outcome.PROMOTED, result.reasons
+    for step in result.record["steps"]:
+        details, obs = step["details"], step["observation"]
+        assert details["real_photo_mirrored"] == 4
+        assert details["real_photo_stable_errors"] == 0
+        real, traffic = details["real_photo_disagreement"], details["traffic_disagreement"]
+        assert real is not None and 0.0 <= real <= POLICY.max_disagreement
+        assert obs["disagreement"] == pytest.approx(
+            max(real, traffic), abs=1e-6
+        )  # recorded rounded

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hairseg.metrics import boundary_f1, dice, iou
+from hairseg.metrics import (
+    boundary_f1,
+    box_mask,
+    dice,
+    inner_face_counts,
+    inner_face_share,
+    iou,
+    outside_head_counts,
+    outside_head_share,
+)
 
 
 def square(size: int, top: int, left: int, side: int) -> np.ndarray:
@@ -81,3 +90,31 @@ def test_feature_store_slices_join_by_id_and_add_per_slice_iou() -> None:
     assert got[("coverage_bucket", "low")] == (2, 0.5)
     with pytest.raises(HairsegError, match="face_count_bucket"):
         attach_feature_slices(per_image, labels.drop(columns=["face_count_bucket"]))
+
+
+def test_outside_head_share_counts_hair_outside_every_box() -> None:
+    pred = np.zeros((10, 10), np.uint8)
+    pred[0:2, :] = 255  # 20 px: the top two rows
+    # Two head boxes cover x 0..3 and x 6..9 of those rows: 4 + 4 columns -> 16 px inside.
+    boxes = [(0, 0, 4, 5), (6, 0, 10, 5)]
+    assert outside_head_counts(pred, boxes) == (4, 20)
+    assert outside_head_share(pred, boxes) == pytest.approx(4 / 20)
+    assert outside_head_share(pred, [(0, 0, 10, 10)]) == 0.0
+    assert outside_head_share(pred, []) == 1.0
+    assert outside_head_share(np.zeros_like(pred), boxes) == 0.0  # nothing predicted
+
+
+def test_inner_face_share_is_the_hair_fraction_of_the_box() -> None:
+    pred = np.zeros((10, 10), np.uint8)
+    pred[4:6, 0:10] = 255
+    assert inner_face_counts(pred, (2, 2, 8, 8)) == (12, 36)
+    assert inner_face_share(pred, (2, 2, 8, 8)) == pytest.approx(12 / 36)
+    # Clipped to the image; an empty box scores 0.
+    assert inner_face_counts(pred, (8, 4, 20, 6)) == (4, 4)
+    assert inner_face_share(pred, (3, 3, 3, 3)) == 0.0
+
+
+def test_box_mask_rejects_inverted_boxes() -> None:
+    assert box_mask((4, 4), [(1, 1, 3, 2)]).sum() == 2
+    with pytest.raises(ValueError, match="not"):
+        box_mask((4, 4), [(3, 0, 1, 2)])

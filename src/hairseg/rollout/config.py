@@ -82,6 +82,10 @@ class LocalConfig:
     seed: int = 20261122  # the traffic split is a seeded hash of the request index
     server_start_timeout_s: float = 60.0
     request_timeout_s: float = 30.0
+    # A real-photo set (datasets/real_portraits) whose 'test' images are also sent to both
+    # canary and stable at every step; "" = off. The step's disagreement is the worse of
+    # the replayed traffic's and the real photos'.
+    real_photos: str = ""
 
     def __post_init__(self) -> None:
         if self.max_requests_per_step < 1:

@@ -4,6 +4,9 @@ The stable server serves the champion, the canary server the candidate — both 
 serving code (``hairseg serve``). Each step replays the dataset's test-split images,
 routing request ``i`` to the canary when a seeded hash of ``i`` falls under the step's
 percentage; a sample of the canary's requests is mirrored to stable to compare masks.
+With ``rollout.local.real_photos`` set, every step also sends each real photo of that set
+to both servers, and the step's mask disagreement is the worse of the two samples' (the
+synthetic test split cannot show a candidate that breaks on photographs).
 "Traffic" here is the route table persisted in ``.hairseg/rollout_state.json`` with the
 rollout state (the local analogue of the InferenceService spec).
 """
@@ -78,6 +81,7 @@ class LocalBackend:
         self.state_path = Path(state_path)
         self.model_name = model_name
         self._sample: list[TrafficImage] | None = None
+        self._real: list[TrafficImage] | None = None
         self._servers: dict[str, tuple[int, PredictorProcess]] = {}  # role -> (version, server)
         self._cursor = 0  # request index: continues across steps so steps see fresh images
 
@@ -107,6 +111,39 @@ class LocalBackend:
         if self._sample is None:
             self._sample = load_traffic_sample(self.dataset, self.cfg.split)
         return self._sample
+
+    def real_sample(self) -> list[TrafficImage]:
+        """The real photos to replay each step ([] when off or their images are absent)."""
+        if self._real is None:
+            self._real = []
+            if self.cfg.real_photos:
+                from hairseg.data.real_portraits import require_images
+
+                try:
+                    require_images(Path(self.cfg.real_photos))
+                    self._real = load_traffic_sample(self.cfg.real_photos, "test")
+                except HairsegError as exc:
+                    log.warning("real-photo replay off: %s", exc)
+        return self._real
+
+    def _real_disagreement(
+        self, canary: PredictorProcess, stable: PredictorProcess, error_samples: list[str]
+    ) -> tuple[list[float], dict[str, int]]:
+        """1 - IoU(canary, stable) on every real photo; (values, failed requests per role)."""
+        values, failed = [], {"canary": 0, "stable": 0}
+        for image in self.real_sample():
+            masks = {}
+            for role, server in (("canary", canary), ("stable", stable)):
+                assert server.client is not None
+                try:
+                    masks[role], _ = server.client.predict_mask(image.data)
+                except PredictError as exc:
+                    failed[role] += 1
+                    if len(error_samples) < 5:
+                        error_samples.append(f"{role} (real photo) {image.id}: {exc}")
+            if len(masks) == 2:
+                values.append(mask_disagreement(masks["canary"], masks["stable"]))
+        return values, failed
 
     def _servers_for(self, wanted: dict[str, ModelRef]) -> dict[str, PredictorProcess]:
         """Make sure a server runs for each role's version (started in parallel)."""
@@ -211,13 +248,25 @@ class LocalBackend:
                         error_samples.append(f"stable (mirror) {image.id}: {exc}")
                     continue
                 disagreements.append(mask_disagreement(mask, reference))
+        disagreement = float(np.mean(disagreements)) if disagreements else None
+        real, real_failed = self._real_disagreement(canary, stable, error_samples)
+        # A canary that fails on a photograph fails a user: its errors count.
+        sent["canary"] += len(self.real_sample())
+        errors["canary"] += real_failed["canary"]
+        real_mean = float(np.mean(real)) if real else None
+        if real_mean is not None:
+            disagreement = real_mean if disagreement is None else max(disagreement, real_mean)
         observation = StepObservation(
             canary=ArmMetrics(sent["canary"], errors["canary"], p95(lat["canary"])),
             stable=ArmMetrics(sent["stable"], errors["stable"], p95(lat["stable"])),
             mirrored=len(disagreements),
-            disagreement=float(np.mean(disagreements)) if disagreements else None,
+            disagreement=disagreement,
         )
         details = {
+            "traffic_disagreement": float(np.mean(disagreements)) if disagreements else None,
+            "real_photo_disagreement": real_mean,
+            "real_photo_mirrored": len(real),
+            "real_photo_stable_errors": real_failed["stable"],
             "stable_mirror_requests": sent["mirror"],
             "stable_mirror_errors": errors["mirror"],
             "error_samples": error_samples,
