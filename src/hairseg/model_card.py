@@ -229,8 +229,13 @@ def write_model_card(
         "## Intended use",
         "",
         "Hair masks for a hair-colour virtual try-on: one photo of a person, mostly frontal. "
-        "Not for identification, and not evaluated on real photographs here: the default "
-        "data are procedurally generated portraits (see the data section of the README).",
+        "Not for identification. The default training data are procedurally generated "
+        "portraits (see the data section of the README); "
+        + (
+            "real photographs are scored below (section 'Real photos')."
+            if real_photos
+            else "this card has no real-photo evaluation."
+        ),
         "",
         f"## Evaluation (split `{evaluation.get('split', 'test')}`, "
         f"{evaluation.get('n_images', 'n/a')} images, threshold {evaluation.get('threshold')})",

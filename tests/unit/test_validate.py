@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -108,6 +109,15 @@ def test_empty_split_is_rejected(dataset: Path) -> None:
     report = validate_dataset(dataset, PARAMS)
     (failure,) = report.failures
     assert failure.check == "empty split" and "val" in failure.line()
+
+
+def test_an_eval_only_set_passes_with_required_splits(dataset: Path) -> None:
+    """datasets/real_portraits has only a test split: ``required_splits`` says so."""
+    manifest = read_manifest(dataset)
+    write_manifest(manifest[manifest["split"] == "test"], dataset)
+    assert _by_check(validate_dataset(dataset, PARAMS)) == {"empty split": []}
+    report = validate_dataset(dataset, replace(PARAMS, required_splits=("test",)))
+    assert report.success, [f.line() for f in report.failures]
 
 
 def test_face_count_expectation_uses_the_counter(dataset: Path) -> None:
