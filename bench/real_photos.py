@@ -43,15 +43,16 @@ COLUMNS = ("real_iou", "real_outside_head", "real_outside_head_mean", "real_inne
 def table(results: list[RealPhotoEvaluation]) -> str:
     lines = [
         "| model | images | IoU (coarse masks) | hair outside head boxes (pooled) "
-        "| same, mean per photo | inner face marked hair (mean) |",
-        "|---|---|---|---|---|---|",
+        "| same, mean per photo | inner face marked hair (mean) | hair found (recall) "
+        "| marked hair that is hair (precision) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s = r.summary()
         lines.append(
             f"| {r.name} | {s['real_n_images']} | {s['real_iou']:.3f} | "
             f"{s['real_outside_head']:.1%} | {s['real_outside_head_mean']:.1%} | "
-            f"{s['real_inner_face']:.1%} |"
+            f"{s['real_inner_face']:.1%} | {s['real_recall']:.1%} | {s['real_precision']:.1%} |"
         )
     return "\n".join(lines)
 

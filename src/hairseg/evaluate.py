@@ -346,6 +346,9 @@ class RealPhotoEvaluation:
             "real_inner_face_pooled": float(df["inner_hair_px"].sum() / inner_px)
             if inner_px
             else 0.0,
+            # Pooled over the set: the share of labelled hair found, and of marked hair right.
+            "real_recall": float(df["hit_px"].sum() / max(int(df["true_hair_px"].sum()), 1)),
+            "real_precision": float(df["hit_px"].sum() / predicted) if predicted else 0.0,
         }
 
     def worst(self, n: int = 5) -> dict[str, list[dict[str, Any]]]:
@@ -383,6 +386,8 @@ def score_real_photos(
                 "outside_head_share": outside / total if total else 0.0,
                 "inner_face_share": inner_hair / inner_px if inner_px else 0.0,
                 "pred_hair_px": total,
+                "true_hair_px": int(np.count_nonzero(truth > 127)),
+                "hit_px": int(np.count_nonzero((pred > 127) & (truth > 127))),
                 "outside_px": outside,
                 "inner_hair_px": inner_hair,
                 "inner_px": inner_px,

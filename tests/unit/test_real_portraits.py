@@ -247,6 +247,9 @@ def test_evaluate_real_photos_scores_through_the_serving_segmenter(tmp_path: Pat
     summary = result.summary()
     assert summary["real_outside_head"] == pytest.approx(0.5)
     assert summary["real_n_images"] == 1
+    assert summary["real_recall"] == pytest.approx(1.0) and summary[
+        "real_precision"
+    ] == pytest.approx(0.5)
     assert result.worst(1)["iou"] == [{"id": "r0", "iou": 0.5}]
     # Images gone: one line that says how to get them back.
     shutil.rmtree(ds / "images")

