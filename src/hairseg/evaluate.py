@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,10 @@ class EvaluateConfig:
     gallery_worst: int = 4  # ... and the worst ones
     gallery_shade: str = "copper"
     selfie_dilate_px: int = 7  # person-mask post-filter: grow the person mask first
+    # The real-photo set (hairseg.data.real_portraits) scored beside the test split; "" = off.
+    real_photos: str = "datasets/real_portraits"
+    real_gallery_typical: int = 2  # real-photo gallery rows: typical cases ...
+    real_gallery_worst: int = 2  # ... and the worst ones
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -413,6 +417,57 @@ def evaluate_real_photos(
         model_path, real.test.images, cfg, person_masks=person_masks, name=f"{name} (real photos)"
     )
     return score_real_photos(name, masks, real)
+
+
+def real_photo_report(
+    cfg: EvaluateConfig,
+    models: Mapping[str, Path],
+    gallery_dir: Path | None = None,
+    *,
+    gallery_model: str = "candidate",
+) -> tuple[dict[str, Any] | None, str]:
+    """Score each ONNX model of ``models`` (name -> path) on ``cfg.real_photos``.
+
+    Returns ``(report, note)``: ``report`` maps each name to its
+    :meth:`RealPhotoEvaluation.summary` plus ``"worst"`` (the ``gallery_model``'s worst
+    images by each metric), or is ``None`` when the set is off or its images are absent
+    (``note`` then says why in one line, and the pipeline carries on without it). The
+    ``gallery_model``'s rows (photo, served mask, mask vs label, try-on) are written to
+    ``gallery_dir/real_*.png``.
+    """
+    if not cfg.real_photos:
+        return None, "off (evaluate.real_photos is empty)"
+    try:
+        real = load_real_set(Path(cfg.real_photos))
+    except HairsegError as exc:
+        return None, f"unavailable: {exc}"
+    report: dict[str, Any] = {}
+    evals = {name: evaluate_real_photos(name, path, real, cfg) for name, path in models.items()}
+    for name, ev in evals.items():
+        report[name] = ev.summary()
+    shown = evals[gallery_model]
+    report["worst"] = shown.worst()
+    if gallery_dir is not None:
+        from hairseg.model_card import gallery_rows, render_real_gallery
+
+        for stale in Path(gallery_dir).glob("real_*.png"):
+            stale.unlink()
+        rows = gallery_rows(shown.per_image, cfg.real_gallery_typical, cfg.real_gallery_worst)
+        render_real_gallery(
+            Path(gallery_dir),
+            real.test.images,
+            real.test.masks,
+            shown.predictions,
+            shown.per_image,
+            real.head_boxes,
+            rows,
+            cfg.gallery_shade,
+        )
+    s = report[gallery_model]
+    return report, (
+        f"{len(real)} real photos ({cfg.real_photos}): {gallery_model} IoU {s['real_iou']:.3f}, "
+        f"hair outside head {s['real_outside_head']:.1%}, inner face {s['real_inner_face']:.1%}"
+    )
 
 
 def apply_person_filter(hair: np.ndarray, person: np.ndarray, dilate_px: int) -> np.ndarray:

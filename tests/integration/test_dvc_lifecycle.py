@@ -73,12 +73,32 @@ def project(tmp_path: Path) -> Path:
     params["evaluate"].update(latency_repeats=3, threads=1)
     params["gate"].update(min_iou=0.0, latency_budget_ms=10_000.0)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _committed_real_photos(root / "datasets" / "real_portraits")
     _run(root, "git", "init", "-q")
     _run(root, "dvc", "init", "-q")
     _run(root, "dvc", "config", "core.analytics", "false")
     _run(root, "hairseg", "data", "generate", "data")
     _run(root, "dvc", "add", "-q", "data")
     return root
+
+
+def _committed_real_photos(dest: Path) -> None:
+    """The real-photo set cut down to its committed (public-domain) images, so the test
+    scores the same photos on a fresh clone as after `tools/fetch_real_portraits.py`."""
+    from hairseg.data.manifest import read_manifest, write_manifest
+
+    src = REPO / "datasets" / "real_portraits"
+    tracked = subprocess.run(
+        ["git", "ls-files", "images"], cwd=src, capture_output=True, text=True, check=True
+    ).stdout.split()
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("images", "masks"))
+    for rel in tracked:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, dest / rel)
+    df = read_manifest(src)
+    df = df[df["image_path"].isin(tracked)]
+    shutil.copytree(src / "masks", dest / "masks")
+    write_manifest(df.reset_index(drop=True), dest)
 
 
 def _mlflow_params(root: Path, run_id: str) -> dict[str, str]:
@@ -106,6 +126,13 @@ def test_repro_then_eval_change_then_new_data_fine_tunes(project: Path) -> None:
     assert 0.0 <= evaluation["candidate"]["iou"] <= 1.0
     assert (project / "reports" / "model_card" / "model_card.md").is_file()
     assert (project / "reports" / "model_card" / "gallery" / "gallery.png").is_file()
+    real = evaluation["real_photos"]  # the 6 committed real photos, through OnnxSegmenter
+    assert real["candidate"]["real_n_images"] == 6 and "champion" not in real
+    assert 0.0 <= real["candidate"]["real_outside_head"] <= 1.0
+    gate = json.loads((project / "metrics" / "gate.json").read_text())
+    assert gate["candidate_real"]["iou"] == pytest.approx(real["candidate"]["real_iou"])
+    card = (project / "reports" / "model_card" / "model_card.md").read_text()
+    assert "## Real photos" in card and "(gallery/real_00_worst_" in card
     shown = _run(project, "dvc", "metrics", "show", "--json").stdout
     assert "candidate.iou" in shown or '"iou"' in shown
 
@@ -117,6 +144,11 @@ def test_repro_then_eval_change_then_new_data_fine_tunes(project: Path) -> None:
     assert _ran(second.stdout) & set(LIFECYCLE) == {"evaluate", "gate", "register"}
     assert json.loads((project / "metrics" / "evaluate.json").read_text())["threshold"] == 0.4
     assert json.loads((project / "metrics" / "register.json").read_text())["version"] == 2
+    # With a champion, both are scored on the real photos and the gate compares them.
+    real = json.loads((project / "metrics" / "evaluate.json").read_text())["real_photos"]
+    assert set(real) >= {"candidate", "champion", "worst"}
+    gate = json.loads((project / "metrics" / "gate.json").read_text())
+    assert any(r.startswith("real photos: IoU") and "champion" in r for r in gate["reasons"])
 
     # 2. New data: training re-runs, starting from the champion.
     params["data"]["seed"] = 8

@@ -325,7 +325,7 @@ def evaluate(
 
     from hairseg import registry
     from hairseg.config import section
-    from hairseg.evaluate import EvaluateConfig, evaluate_onnx, load_test_set
+    from hairseg.evaluate import EvaluateConfig, evaluate_onnx, load_test_set, real_photo_report
     from hairseg.model_card import gallery_rows, render_gallery
     from hairseg.quantize import FP32_FILE, INT8_FILE
 
@@ -337,6 +337,7 @@ def evaluate(
         evals["int8"] = evaluate_onnx("int8", model_dir / INT8_FILE, test, cfg)
     notes: dict[str, str] = {}
     champion_info: dict[str, Any] = {"available": False}
+    real_models = {"candidate": model_dir / selected["file"]}
     if champion:
         uri = _tracking_uri(tracking_uri)
         info = registry.get_version(uri, registry.CHAMPION)
@@ -350,6 +351,7 @@ def evaluate(
             )
             evals["champion"] = evaluate_onnx("champion", path, test, cfg)
             champion_info = {"available": True, "version": info.version}
+            real_models["champion"] = path
     else:
         notes["champion"] = "not evaluated (--no-champion)"
     notes.update(
@@ -362,6 +364,8 @@ def evaluate(
         feature_slices = pd.read_parquet(slices_path)
         for e in evals.values():
             e.per_image = attach_feature_slices(e.per_image, feature_slices)
+
+    real_report, notes["real_photos"] = real_photo_report(cfg, real_models, gallery_dir)
 
     shipped = selected["variant"]
     candidate = evals[shipped]
@@ -380,6 +384,8 @@ def evaluate(
         "models": {name: e.summary() for name, e in evals.items()},
         "notes": notes,
     }
+    if real_report is not None:
+        payload["real_photos"] = real_report
     _write_json(metrics_path, payload)
 
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -486,7 +492,7 @@ def gate(
     import pandas as pd
 
     from hairseg.config import section
-    from hairseg.gate import GateConfig, decide
+    from hairseg.gate import GateConfig, RealPhotoScores, decide
     from hairseg.model_card import write_model_card
 
     cfg = section(_params(params_path), "gate", GateConfig)
@@ -499,16 +505,24 @@ def gate(
             exit_code=EXIT_USAGE,
         )
     champ = evaluation.get("champion", {})
+    real = evaluation.get("real_photos") or {}
+    real_scores = {
+        name: RealPhotoScores.from_summary(real[name]) if name in real else None
+        for name in ("candidate", "champion")
+    }
     decision = decide(
         cand["iou"],
         cand[cfg.latency_metric],
         champ.get("iou") if champ.get("available") else None,
         cfg,
+        candidate_real=real_scores["candidate"],
+        champion_real=real_scores["champion"],
     )
     _write_json(out_path, {**decision.as_dict(), "passed_int": int(decision.passed)})
     slices_csv = plots_dir / "slice_iou.csv"
     slices = pd.read_csv(slices_csv) if slices_csv.is_file() else pd.DataFrame()
-    gallery = sorted(gallery_dir.glob("*.png")) if gallery_dir.is_dir() else []
+    pngs = sorted(gallery_dir.glob("*.png")) if gallery_dir.is_dir() else []
+    gallery = [p for p in pngs if not p.name.startswith("real_")]
     write_model_card(
         card_path,
         train=_read_json(train_metrics, "run `hairseg train` first"),
@@ -518,6 +532,8 @@ def gate(
         slices=slices,
         gallery=gallery,
         model_config=_read_json(model_dir / "model_config.json", "run `hairseg train` first"),
+        real_photos={k: v for k, v in real.items() if k != "worst"} or None,
+        real_gallery=[p for p in pngs if p.name.startswith("real_")],
     )
     click.echo(f"gate: {'PASS' if decision.passed else 'FAIL'} — " + "; ".join(decision.reasons))
     if strict and not decision.passed:
