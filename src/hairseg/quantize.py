@@ -1,8 +1,11 @@
 """Export to ONNX and quantize to int8 with ONNX Runtime static QDQ quantization.
 
 Both artifacts are kept (``model.fp32.onnx``, ``model.int8.onnx``). The int8 model ships
-only when its validation IoU is within ``max_iou_drop`` of the fp32 model's; otherwise the
-fp32 model ships, and ``selected.json`` says why. Calibration images come from the train
+only when its validation IoU is within ``max_iou_drop`` of the fp32 model's *and* it is at
+least ``min_int8_speedup`` times faster than fp32 on the machine that runs the stage
+(model-only, batch 1, ``speed_threads`` ORT threads, the two timed interleaved so that a
+noisy machine slows both alike); otherwise the fp32 model ships, and ``selected.json``
+records both figures and says why. Calibration images come from the train
 split and go through :func:`hairseg.imaging.preprocess`, exactly as in serving.
 """
 
@@ -33,11 +36,13 @@ __all__ = [
     "SELECTED_FILE",
     "QuantizeConfig",
     "QuantizeResult",
+    "choose_variant",
     "export_onnx",
     "mean_iou",
     "quantize",
     "quantize_int8",
     "set_metadata",
+    "time_models",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,8 +64,16 @@ class QuantizeConfig:
     max_iou_drop: float = 0.01  # int8 ships only within this validation-IoU drop of fp32
     threshold: float = 0.5
     threads: int = 2
+    min_int8_speedup: float = 1.3  # int8 ships only when fp32 ms / int8 ms >= this
+    speed_repeats: int = 40  # timed runs per model (interleaved), median taken
+    speed_threads: int = 1  # ORT intra-op threads for the timing (as one serving worker)
 
     def __post_init__(self) -> None:
+        if self.min_int8_speedup <= 0 or self.speed_repeats < 1 or self.speed_threads < 1:
+            raise HairsegError(
+                "quantize.min_int8_speedup must be > 0, speed_repeats and speed_threads >= 1",
+                exit_code=EXIT_USAGE,
+            )
         if self.opset < 17:
             raise HairsegError(f"quantize.opset must be >= 17, got {self.opset}", exit_code=2)
         if self.calibration_images < 1:
@@ -82,6 +95,9 @@ class QuantizeResult:
     max_abs_diff_vs_torch: float
     fp32_bytes: int
     int8_bytes: int | None
+    fp32_ms: float | None = None  # model-only p50, batch 1, speed_threads
+    int8_ms: float | None = None
+    int8_speedup: float | None = None  # fp32_ms / int8_ms
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +241,54 @@ def mean_iou(model_path: Path, images: np.ndarray, masks: np.ndarray, cfg: Quant
     return float(np.mean(scores))
 
 
+def time_models(
+    paths: dict[str, Path], input_size: int, *, repeats: int, threads: int, warmup: int = 5
+) -> dict[str, float]:
+    """Model-only median ms per model at batch 1, timed interleaved (A, B, A, B, …) on one
+    random preprocessed input, so that load on a shared machine slows every model alike."""
+    import time
+
+    import onnxruntime as ort
+
+    sessions = {}
+    for name, path in paths.items():
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sessions[name] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, input_size, input_size), np.float32)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for k in range(warmup + repeats):
+        for name, sess in sessions.items():
+            t0 = time.perf_counter()
+            sess.run(None, {INPUT_NAME: x})
+            if k >= warmup:
+                times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: float(np.median(v)) for name, v in times.items()}
+
+
+def choose_variant(
+    fp32_iou: float, int8_iou: float | None, speedup: float | None, cfg: QuantizeConfig
+) -> tuple[Literal["fp32", "int8"], str]:
+    """The shipping rule (pure): int8 only within ``max_iou_drop`` and at least
+    ``min_int8_speedup`` times faster; (variant, the reason in one line)."""
+    if int8_iou is None or speedup is None:
+        return "fp32", "no int8 model to compare"
+    drop = fp32_iou - int8_iou
+    if drop > cfg.max_iou_drop:
+        return "fp32", (
+            f"int8 val IoU {int8_iou:.4f} drops {drop:.4f} > max_iou_drop "
+            f"{cfg.max_iou_drop} below fp32 {fp32_iou:.4f}: shipping fp32"
+        )
+    iou_part = f"int8 val IoU {int8_iou:.4f} within {cfg.max_iou_drop} of fp32 {fp32_iou:.4f}"
+    if speedup < cfg.min_int8_speedup:
+        return "fp32", (
+            f"{iou_part}, but int8 is only {speedup:.2f}x as fast as fp32 "
+            f"(< min_int8_speedup {cfg.min_int8_speedup}): shipping fp32"
+        )
+    return "int8", f"{iou_part} and {speedup:.2f}x as fast (>= {cfg.min_int8_speedup})"
+
+
 def quantize(
     model: nn.Module,
     model_cfg: ModelConfig,
@@ -247,36 +311,41 @@ def quantize(
         raise HairsegError(f"ONNX export disagrees with PyTorch (max |diff| {diff:.2e} > 1e-3)")
     fp32_iou = mean_iou(fp32, val_images, val_masks, cfg)
     int8_iou: float | None = None
-    drop: float | None = None
+    ms: dict[str, float] = {}
+    failure = ""
     try:
         quantize_int8(fp32, int8, calibration[: cfg.calibration_images], model_cfg.input_size, cfg)
         int8_iou = mean_iou(int8, val_images, val_masks, cfg)
-        drop = fp32_iou - int8_iou
+        ms = time_models(
+            {"fp32": fp32, "int8": int8},
+            model_cfg.input_size,
+            repeats=cfg.speed_repeats,
+            threads=cfg.speed_threads,
+        )
     except HairsegError:
         raise
     except Exception as exc:  # ORT quantization errors are many and varied: ship fp32
         log.warning("int8 quantization failed, shipping fp32: %s", exc)
         int8.unlink(missing_ok=True)
-        reason = f"int8 quantization failed: {type(exc).__name__}: {exc}"
-    if drop is not None:
-        if drop <= cfg.max_iou_drop:
-            reason = f"int8 val IoU {int8_iou:.4f} within {cfg.max_iou_drop} of fp32 {fp32_iou:.4f}"
-        else:
-            reason = (
-                f"int8 val IoU {int8_iou:.4f} drops {drop:.4f} > max_iou_drop "
-                f"{cfg.max_iou_drop} below fp32 {fp32_iou:.4f}: shipping fp32"
-            )
-    ship_int8 = drop is not None and drop <= cfg.max_iou_drop
+        int8_iou = None
+        failure = f"int8 quantization failed: {type(exc).__name__}: {exc}"
+    speedup = ms["fp32"] / ms["int8"] if ms else None
+    variant, reason = choose_variant(fp32_iou, int8_iou, speedup, cfg)
+    if int8_iou is None:
+        reason = failure
     result = QuantizeResult(
-        variant="int8" if ship_int8 else "fp32",
-        file=INT8_FILE if ship_int8 else FP32_FILE,
+        variant=variant,
+        file=INT8_FILE if variant == "int8" else FP32_FILE,
         reason=reason,
         fp32_val_iou=fp32_iou,
         int8_val_iou=int8_iou,
-        iou_drop=drop,
+        iou_drop=None if int8_iou is None else fp32_iou - int8_iou,
         max_abs_diff_vs_torch=diff,
         fp32_bytes=fp32.stat().st_size,
         int8_bytes=int8.stat().st_size if int8.is_file() else None,
+        fp32_ms=ms.get("fp32"),
+        int8_ms=ms.get("int8"),
+        int8_speedup=speedup,
     )
     (out_dir / SELECTED_FILE).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     return result

@@ -29,15 +29,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 def test_int8_stays_within_the_gate(trained, tmp_path: Path) -> None:
     model, model_cfg, train, val = trained
-    cfg = q.QuantizeConfig(calibration_images=16, max_iou_drop=0.01, threads=1)
+    # min_int8_speedup near 0: this test is about the IoU rule and the artifact, not speed.
+    cfg = q.QuantizeConfig(
+        calibration_images=16, max_iou_drop=0.01, threads=1, min_int8_speedup=1e-6
+    )
     result = q.quantize(model, model_cfg, tmp_path, train.images, val.images, val.masks, cfg)
     assert result.max_abs_diff_vs_torch < 1e-4
+    assert result.fp32_ms > 0 and result.int8_ms > 0
+    assert result.int8_speedup == pytest.approx(result.fp32_ms / result.int8_ms)
     assert result.int8_val_iou is not None and result.iou_drop is not None
     assert result.iou_drop <= cfg.max_iou_drop, result
     assert result.variant == "int8" and result.file == q.INT8_FILE
     assert result.int8_bytes < 0.5 * result.fp32_bytes  # int8 weights: about 4x smaller
     selected = json.loads((tmp_path / q.SELECTED_FILE).read_text())
     assert selected["variant"] == "int8"
+    assert selected["int8_speedup"] == result.int8_speedup  # both figures are recorded
     int8 = OnnxSegmenter(tmp_path / q.INT8_FILE)
     assert int8.metadata["hairseg.variant"] == "int8"
     assert int8.input_size == ls.SIZE
@@ -74,3 +80,37 @@ def test_fp32_ships_when_int8_drops_too_much(trained, tmp_path: Path, monkeypatc
     assert result.variant == "fp32"
     assert "> max_iou_drop 0.01" in result.reason
     assert (tmp_path / q.INT8_FILE).is_file(), "both artifacts are kept"
+
+
+def test_int8_that_is_not_fast_enough_does_not_ship(trained, tmp_path: Path) -> None:
+    """A speedup bar no model can reach: fp32 ships and the reason gives the measured ratio."""
+    model, model_cfg, train, val = trained
+    cfg = q.QuantizeConfig(calibration_images=4, threads=1, max_iou_drop=1.0, min_int8_speedup=1e6)
+    result = q.quantize(model, model_cfg, tmp_path, train.images, val.images, val.masks, cfg)
+    assert result.variant == "fp32" and result.file == q.FP32_FILE
+    assert f"{result.int8_speedup:.2f}x as fast" in result.reason
+    assert "< min_int8_speedup 1000000.0" in result.reason
+    selected = json.loads((tmp_path / q.SELECTED_FILE).read_text())
+    assert selected["fp32_ms"] > 0 and selected["int8_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    ("int8_iou", "speedup", "variant", "why"),
+    [
+        (0.795, 1.5, "int8", "1.50x as fast (>= 1.3)"),  # within the drop and fast enough
+        (0.795, 1.29, "fp32", "only 1.29x as fast"),  # accurate but not fast enough
+        (0.70, 3.0, "fp32", "> max_iou_drop"),  # fast but too inaccurate
+        (None, None, "fp32", "no int8 model"),
+    ],
+)
+def test_choose_variant_needs_both_accuracy_and_speed(int8_iou, speedup, variant, why) -> None:
+    cfg = q.QuantizeConfig(max_iou_drop=0.01, min_int8_speedup=1.3)
+    chosen, reason = q.choose_variant(0.80, int8_iou, speedup, cfg)
+    assert chosen == variant and why in reason, reason
+
+
+def test_quantize_config_rejects_a_bad_speed_bar() -> None:
+    from hairseg.errors import HairsegError
+
+    with pytest.raises(HairsegError, match="min_int8_speedup"):
+        q.QuantizeConfig(min_int8_speedup=0)
