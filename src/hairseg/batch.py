@@ -53,6 +53,7 @@ __all__ = [
     "model_version",
     "parse_shard",
     "read_results",
+    "render_summary",
     "results_path",
     "run_batch",
     "select",
@@ -106,7 +107,7 @@ class BatchConfig:
     workers: int = 2  # processes, one ORT thread each
     max_pixels: int = imaging.DEFAULT_MAX_PIXELS  # larger images are failed rows
     threshold: float = 0.5
-    tryon_shade: str | None = None  # a shade name or '#rrggbb': also write tryon/<id>.jpg
+    tryon_shade: str = ""  # a shade name or '#rrggbb': also write tryon/<id>.jpg
     tryon_intensity: float = 0.8
     flush_every: int = 64  # rows per part file (a killed run loses at most this many)
     flush_seconds: float = 10.0  # ... or this much time
@@ -585,12 +586,52 @@ def summarise(df: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
 def _reason_kind(error: str) -> str:
     text = error.lower()
     for key, kind in (
-        ("empty", "empty file"),
-        ("pixels", "too many pixels"),
-        ("corrupt", "corrupt or truncated"),
-        ("not a decodable", "not an image"),
-        ("read failed", "read error"),
+        ("empty", "empty_file"),
+        ("pixels", "too_many_pixels"),
+        ("corrupt", "corrupt"),
+        ("not a decodable", "not_an_image"),
+        ("read failed", "read_error"),
     ):
         if key in text:
             return kind
     return "other"
+
+
+def render_summary(stats: dict[str, Any], df: pd.DataFrame, max_failures: int = 20) -> str:
+    """The run summary as Markdown (the KFP UI renders it): counts, failures, histogram."""
+    lines = [
+        "# hairseg batch prediction",
+        "",
+        "| inputs | ok | failed | mean hair coverage | mean confidence | p50 ms/image |",
+        "|---:|---:|---:|---:|---:|---:|",
+        "| {n} | {n_ok} | {n_failed} | {cov} | {conf} | {ms} |".format(
+            cov=_fmt(stats["coverage_mean"]),
+            conf=_fmt(stats["confidence_mean"]),
+            ms=_fmt(stats["ms_per_image_p50"], 1),
+            **stats,
+        ),
+        "",
+        f"Model: {', '.join(stats['model_versions']) or 'n/a'}",
+        "",
+        "## Hair coverage",
+        "",
+        "| coverage | images | |",
+        "|---|---:|---|",
+    ]
+    top = max(stats["coverage_histogram"].values(), default=0) or 1
+    for band, count in stats["coverage_histogram"].items():
+        lines.append(f"| {band} | {count} | {'█' * round(20 * count / top)} |")
+    failed = df[df["status"] != "ok"]
+    if len(failed):
+        kinds = ", ".join(f"{k}: {v}" for k, v in stats["failure_kinds"].items())
+        lines += ["", f"## Failures ({kinds})", "", "| id | reason |", "|---|---|"]
+        for row in failed.head(max_failures).itertuples(index=False):
+            reason = str(row.error).replace("|", "/")
+            lines.append(f"| {row.id} | {reason} |")
+        if len(failed) > max_failures:
+            lines.append(f"| … | {len(failed) - max_failures} more in results.parquet |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
