@@ -286,6 +286,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _encode_mask(mask: np.ndarray) -> bytes:
+    """An 8-bit single-channel PNG (the dataset format), deflated with the run-length
+    strategy: masks are long runs of 0 and 255, so this is both smaller and faster."""
+    import cv2
+
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY]
+    ok, buf = cv2.imencode(".png", mask, [*params, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    if not ok:  # pragma: no cover - cv2 fails only on invalid arrays
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
 def process_item(item: InputItem) -> dict[str, Any]:
     """One input → one row (in a worker set up by :func:`_init_worker`)."""
     import fsspec
@@ -316,7 +328,7 @@ def process_item(item: InputItem) -> dict[str, Any]:
         row.update(stats)
         row["confidence"] = float(np.maximum(prob, 1.0 - prob).mean())
         row["mask_path"] = f"masks/{item.id}.png"
-        _write_atomic(dest / row["mask_path"], imaging.encode_png(mask))
+        _write_atomic(dest / row["mask_path"], _encode_mask(mask))
         if cfg.tryon_shade:
             from hairseg.tryon import recolour
 
