@@ -75,13 +75,13 @@ def _model_only_worker(model: str, files: list[str], barrier, queue) -> None:  #
     for x in tensors[:3]:
         seg.logits(x)  # warm-up
     barrier.wait()
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     for x in tensors:
         seg.logits(x)
-    queue.put((start, time.time(), len(tensors)))
+    queue.put((start, time.time(), len(tensors), time.process_time() - cpu))
 
 
-def model_only(model: Path, files: list[Path], processes: int) -> float:
+def model_only(model: Path, files: list[Path], processes: int) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(processes), ctx.Queue()
     shares = [[str(f) for f in files[i::processes]] for i in range(processes)]
@@ -94,25 +94,38 @@ def model_only(model: Path, files: list[Path], processes: int) -> float:
     spans = [queue.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
-    return sum(n for _, _, n in spans) / (max(e for _, e, _ in spans) - min(s for s, _, _ in spans))
+    n = sum(span[2] for span in spans)
+    wall = max(span[1] for span in spans) - min(span[0] for span in spans)
+    return {"ips": n / wall, "cpu_ms": 1e3 * sum(span[3] for span in spans) / n}
 
 
 def batch(model: Path, src: Path, dest: Path, processes: int) -> dict[str, float]:
     items = list_inputs(str(src))
     cfg = BatchConfig(workers=processes, flush_every=64)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     summary = run_batch(items, dest, model, cfg)
-    total = time.monotonic() - started
+    total, main_cpu = time.monotonic() - started, time.process_time() - cpu
     assert summary.n_ok == len(items), summary.line()
     done = pd.to_datetime(pd.read_parquet(results_path(dest))["finished_at"]).sort_values()
     steady = (done.iloc[-1] - done.iloc[0]).total_seconds()
-    ms = pd.read_parquet(results_path(dest))[["read_ms", "decode_ms", "infer_ms", "write_ms"]]
+    table = pd.read_parquet(results_path(dest))
+    ms = table[["read_ms", "decode_ms", "infer_ms", "write_ms"]]
+    # worker CPU per item, plus the parent's own share (listing rows, parquet, IPC) when the
+    # items ran in worker processes (with one process they run in the parent: counted once)
+    parent = main_cpu / len(items) * 1e3 if processes > 1 else 0.0
     return {
+        "cpu_ms": float(table["cpu_ms"].mean()) + parent
+        if processes > 1
+        else main_cpu / len(items) * 1e3,
         "steady": (len(items) - 1) / steady,
         "end_to_end": len(items) / total,
         "startup_s": total - steady,
         **{k: float(v) for k, v in ms.median().items()},
     }
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
 
 
 def main() -> None:
@@ -121,10 +134,13 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--variant", choices=["fp32", "int8"], default="fp32")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians")
     parser.add_argument("--write", type=Path, default=None, help="append the table to this file")
     args = parser.parse_args()
 
-    rows = []
+    runs: dict[int, dict[str, list[dict[str, float]]]] = {
+        p: {"model": [], "batch": []} for p in args.processes
+    }
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hairseg-bench-batch-") as tmp:
         src = Path(tmp) / "photos"
@@ -132,17 +148,32 @@ def main() -> None:
         files = sorted(src.glob("*.jpg"))
         calib = [imaging.read_image(f) for f in files[:16]]
         model = make_model(Path(tmp) / f"{args.variant}.onnx", args.variant, calib)
-        for p in args.processes:  # interleaved, so load changes hit both alike
-            mo = model_only(model, files, p)
-            b = batch(model, src, Path(tmp) / f"out-{p}", p)
-            rows.append((p, mo, b))
-            print(
-                f"{p} process(es): model-only {mo:7.1f} img/s | batch steady {b['steady']:7.1f} "
-                f"img/s ({100 * b['steady'] / mo:5.1f} %), end-to-end {b['end_to_end']:7.1f} img/s, "
-                f"start-up {b['startup_s']:.1f} s",
-                flush=True,
-            )
+        for r in range(args.rounds):  # interleaved, so load changes hit every figure alike
+            for p in args.processes:
+                mo = model_only(model, files, p)
+                b = batch(model, src, Path(tmp) / f"out-{r}-{p}", p)
+                runs[p]["model"].append(mo)
+                runs[p]["batch"].append(b)
+                print(
+                    f"round {r} {p} process(es): model-only {mo['ips']:6.1f} img/s "
+                    f"({mo['cpu_ms']:.1f} CPU ms/img) | batch steady {b['steady']:6.1f} img/s "
+                    f"({b['cpu_ms']:.1f} CPU ms/img), end-to-end {b['end_to_end']:6.1f} img/s, "
+                    f"start-up {b['startup_s']:.1f} s",
+                    flush=True,
+                )
     load_after = os.getloadavg()
+    med = {p: (_median(v["model"]), _median(v["batch"])) for p, v in runs.items()}
+    base_ips, base_cpu = med[min(med)][0]["ips"], med[min(med)][0]["cpu_ms"]
+    rows = []
+    for p, (mo, b) in med.items():
+        rows.append(
+            f"| {p} | {mo['ips']:.1f} | {mo['cpu_ms']:.2f} | {b['steady']:.1f} | "
+            f"{b['cpu_ms']:.2f} | {b['end_to_end']:.1f} | {b['startup_s']:.1f} | "
+            f"{100 * b['steady'] / base_ips:.0f} % | {100 * p * base_cpu / b['cpu_ms']:.0f} % | "
+            f"{100 * b['steady'] / mo['ips']:.0f} % | {b['read_ms']:.1f} / {b['decode_ms']:.1f} / "
+            f"{b['infer_ms']:.1f} / {b['write_ms']:.1f} |"
+        )
+        print(rows[-1])
     if args.write is None:
         return
     commit = subprocess.run(
@@ -159,20 +190,19 @@ def main() -> None:
         "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
         f"{args.images} demo portraits as {args.image_size}² JPEG; {args.variant} network "
-        "(default `model` section, untrained weights), one ORT thread per process. Load average "
-        f"(1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after (other jobs share the "
-        "CPUs when it is above the process count).",
+        "(default `model` section, untrained weights), one ORT thread per process; medians of "
+        f"{args.rounds} interleaved rounds. Load average (1 min) {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after: above the process count, other jobs shared the cores and "
+        "the wall-clock img/s are lower bounds; CPU ms/img (process CPU time per image) does "
+        "not depend on that load.",
         "",
-        "| processes | model-only img/s | batch steady img/s | batch / model-only | "
-        "batch end-to-end img/s | start-up s | median read / decode / infer / write ms |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| processes | model-only img/s | model-only CPU ms/img | batch steady img/s | "
+        "batch CPU ms/img | batch end-to-end img/s | start-up s | batch / model-only "
+        "(1 process), wall | same, from CPU time | batch / model-only (same processes), wall "
+        "| median read / decode / infer / write ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows,
     ]
-    for p, mo, b in rows:
-        lines.append(
-            f"| {p} | {mo:.1f} | {b['steady']:.1f} | {100 * b['steady'] / mo:.0f} % | "
-            f"{b['end_to_end']:.1f} | {b['startup_s']:.1f} | {b['read_ms']:.1f} / "
-            f"{b['decode_ms']:.1f} / {b['infer_ms']:.1f} / {b['write_ms']:.1f} |"
-        )
     with args.write.open("a") as f:
         f.write("\n".join(lines) + "\n")
     print(f"appended to {args.write}")
