@@ -34,10 +34,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-import pandas as pd
 
 from hairseg import imaging
-from hairseg.batch import BatchConfig, list_inputs, results_path, run_batch
+
+# pandas and hairseg.batch are imported inside functions: spawned workers re-import this
+# module, and must not pay for what they do not use (as with `hairseg predict`).
 
 
 def make_inputs(folder: Path, n: int, size: int) -> None:
@@ -100,6 +101,10 @@ def model_only(model: Path, files: list[Path], processes: int) -> dict[str, floa
 
 
 def batch(model: Path, src: Path, dest: Path, processes: int) -> dict[str, float]:
+    import pandas as pd
+
+    from hairseg.batch import BatchConfig, list_inputs, results_path, run_batch
+
     items = list_inputs(str(src))
     cfg = BatchConfig(workers=processes, flush_every=64)
     started, cpu = time.monotonic(), time.process_time()
