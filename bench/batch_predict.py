@@ -198,8 +198,8 @@ def main() -> None:
         "(default `model` section, untrained weights), one ORT thread per process; medians of "
         f"{args.rounds} interleaved rounds. Load average (1 min) {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after: above the process count, other jobs shared the cores and "
-        "the wall-clock img/s are lower bounds; CPU ms/img (process CPU time per image) does "
-        "not depend on that load.",
+        "the wall-clock img/s are lower bounds; CPU ms/img (process CPU time per image) "
+        "depends far less on it.",
         "",
         "| processes | model-only img/s | model-only CPU ms/img | batch steady img/s | "
         "batch CPU ms/img | batch end-to-end img/s | start-up s | batch / model-only "

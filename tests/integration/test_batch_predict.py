@@ -155,3 +155,12 @@ def test_usage_errors_are_one_line(tmp_path: Path, model: Path) -> None:
         )
     result = run("predict", tmp_path / "nowhere", tmp_path / "out", "--model", model, cwd=tmp_path)
     assert result.returncode == 2 and "no such input" in result.stderr
+
+
+def test_dest_inside_src_is_not_read_back_as_input(tmp_path: Path, model: Path) -> None:
+    src = portraits(tmp_path / "src", 2)
+    for _ in range(2):
+        result = run("predict", src, src / "out", "--model", model, "--workers", "1", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "2 inputs: 2 ok, 0 failed, 2 already done" in result.stdout
+    assert sorted(pd.read_parquet(results_path(src / "out"))["id"]) == ["img000", "img001"]

@@ -121,7 +121,12 @@ def predict(
         registered = f"models:/{registry.MODEL_NAME}/{registry.resolve_version(uri, model_uri)}"
     model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
 
-    items = batch.select(batch.list_inputs(src), shard_spec, limit)
+    listed = batch.list_inputs(src)
+    inside = dest.resolve()  # DEST inside SRC: its own masks are not inputs on a rerun
+    listed = [
+        it for it in listed if "://" in it.uri or inside not in Path(it.uri).resolve().parents
+    ]
+    items = batch.select(listed, shard_spec, limit)
     summary = batch.run_batch(
         items,
         dest,
