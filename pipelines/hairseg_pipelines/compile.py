@@ -9,11 +9,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hairseg_pipelines.versioning import DRIFT_PIPELINE, TRAINING_PIPELINE, compiled_path
+from hairseg_pipelines.versioning import (
+    BATCH_PIPELINE,
+    DRIFT_PIPELINE,
+    TRAINING_PIPELINE,
+    compiled_path,
+)
 
 __all__ = ["PIPELINES", "build", "compile_pipeline", "compile_to_text", "load_compiled"]
 
-PIPELINES = (TRAINING_PIPELINE, DRIFT_PIPELINE)
+PIPELINES = (TRAINING_PIPELINE, DRIFT_PIPELINE, BATCH_PIPELINE)
 
 
 def build(name: str, params: Mapping[str, Any], image: str) -> Any:
@@ -28,6 +33,10 @@ def build(name: str, params: Mapping[str, Any], image: str) -> Any:
         from hairseg_pipelines.drift import build_drift_pipeline
 
         return build_drift_pipeline(params, image=image)
+    if name == BATCH_PIPELINE:
+        from hairseg_pipelines.batch import build_batch_pipeline
+
+        return build_batch_pipeline(params, image=image)
     raise HairsegError(
         f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}", exit_code=EXIT_USAGE
     )

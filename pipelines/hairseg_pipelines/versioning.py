@@ -9,6 +9,7 @@ from pathlib import Path
 from hairseg import __version__
 
 __all__ = [
+    "BATCH_PIPELINE",
     "COMPILED_DIR",
     "DRIFT_PIPELINE",
     "PIPELINE_VERSION",
@@ -21,6 +22,7 @@ __all__ = [
 PIPELINE_VERSION = __version__
 TRAINING_PIPELINE = "hairseg-training"
 DRIFT_PIPELINE = "hairseg-drift"
+BATCH_PIPELINE = "hairseg-batch"
 COMPILED_DIR = Path("pipelines") / "compiled"
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "get_version_number",
     "promote_to_champion",
     "register_model",
+    "resolve_version",
     "tag_version",
 ]
 
@@ -260,6 +261,11 @@ def _resolve_models_uri(tracking_uri: str, model_uri: str) -> ModelVersionInfo:
     if info is None:
         raise HairsegError(f"{model_uri} does not exist in the registry at {tracking_uri}")
     return info
+
+
+def resolve_version(tracking_uri: str, model_uri: str) -> int:
+    """The version number a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names now."""
+    return _resolve_models_uri(tracking_uri, model_uri).version
 
 
 def fetch_model_dir(model_uri: str, dst_dir: Path, tracking_uri: str) -> Path:

@@ -140,3 +140,41 @@ def test_drift_pipeline_runs_locally_and_skips_retraining_without_drift(tmp_path
     report = Path(run["run_dir"]) / "drift-check" / "drift_report"
     html = report.read_text()
     assert "Drift Summary" in html and "brightness" in html  # the Evidently drift report
+
+
+def test_batch_pipeline_runs_locally_over_shards_and_aggregates(tmp_path: Path) -> None:
+    """hairseg-batch over a tiny folder (5 portraits and a zero-byte file) in 3 shards: one
+    results table with every input once, failures as rows, the summary in Markdown."""
+    import pandas as pd
+    from hairseg_serving.testing import synthetic_portrait, write_tiny_model
+
+    from hairseg import imaging
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(5):
+        (src / f"p{i}.jpg").write_bytes(imaging.encode_jpeg(synthetic_portrait(96, 80, seed=i)))
+    (src / "empty.jpg").write_bytes(b"")
+    model = write_tiny_model(tmp_path / "tiny.onnx", size=32, version="tiny-kfp")
+    run = run_local(
+        tmp_path,
+        "--pipeline", "hairseg-batch",
+        "--param", f"src={src}",
+        "--param", f"model_uri={model}",
+        "--param", "n_shards=3",
+        "--param", "batch.workers=1",
+    )  # fmt: skip
+    assert run["outputs"] == {"Output": 1}  # one failed input
+    shards = sorted(t for t in run["tasks"] if t.startswith("for-loop"))
+    assert len(shards) == 3
+    out = Path(run["run_dir"])
+    table = pd.read_parquet(out / "aggregate-predictions" / "results" / "results.parquet")
+    assert sorted(table["id"]) == ["empty", "p0", "p1", "p2", "p3", "p4"]  # each exactly once
+    assert table.set_index("id").loc["empty", "error"] == "image is empty (0 bytes)"
+    assert set(table["model_version"]) == {"tiny-kfp"}
+    assert table["shard_uri"].nunique() == 3
+    for row in table[table["status"] == "ok"].itertuples():
+        assert (Path(row.shard_uri) / row.mask_path).is_file()
+    summary = (out / "aggregate-predictions" / "summary").read_text()
+    assert "| 6 | 5 | 1 |" in summary and "empty_file: 1" in summary
+    assert "## Hair coverage" in summary

@@ -186,3 +186,31 @@ def test_register_cli_rejects_a_missing_model(tmp_path: Path, uri: str) -> None:
         "hairseg: error: models/selected.json not found: run `hairseg quantize` first"
     )
     assert versions(uri) == []
+
+
+def test_batch_predict_resolves_a_registered_alias(tmp_path: Path, uri: str) -> None:
+    """`hairseg predict --model models:/hairseg@champion`: the registry's own resolution
+    (download, selected.json) and the registered version in every row."""
+    import pandas as pd
+    from hairseg_serving.testing import synthetic_portrait
+
+    from hairseg import imaging
+
+    register(make_model_dir(tmp_path / "m1"), uri)
+    src = tmp_path / "photos"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(imaging.encode_jpeg(synthetic_portrait(80, 64)))
+    result = subprocess.run(
+        [sys.executable, "-m", "hairseg", "predict", str(src), str(tmp_path / "out"),
+         "--model", "models:/hairseg@champion", "--tracking-uri", uri, "--workers", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = pd.read_parquet(tmp_path / "out" / "results.parquet").to_dict("records")
+    assert row["status"] == "ok" and row["model_version"] == "models:/hairseg/1"
+    bad = subprocess.run(
+        [sys.executable, "-m", "hairseg", "predict", str(src), str(tmp_path / "out2"),
+         "--model", "models:/hairseg@nosuchalias", "--tracking-uri", uri],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

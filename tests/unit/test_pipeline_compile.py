@@ -52,7 +52,8 @@ def test_compile_is_deterministic(params: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", PIPELINES)
 def test_compiled_yaml_parses_strictly(name: str) -> None:
     spec, platform = load_compiled(compiled_path(name, ROOT).read_text())
-    assert platform is not None  # the GPU placement of the (nested) train step
+    # the GPU placement of the (nested) train step; hairseg-batch runs on CPU nodes
+    assert (platform is not None) == (name != "hairseg-batch")
     assert spec.pipeline_info.name == name
     assert spec.pipeline_info.display_name.endswith(__version__)
     assert spec.schema_version == "2.1.0"
@@ -258,3 +259,26 @@ def test_drift_pipeline_retrains_behind_the_drift_decision() -> None:
     assert spec.root.dag.outputs.parameters["Output"].value_from_parameter.producer_subtask == (
         "drift-check"
     )
+
+
+def test_batch_pipeline_shards_in_a_bounded_parallel_for(params: dict[str, Any]) -> None:
+    from google.protobuf import json_format
+    from hairseg_pipelines.batch import PARALLELISM
+
+    spec, _ = load_compiled(compiled_path("hairseg-batch", ROOT).read_text())
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == {"list-batch-inputs", "for-loop-1", "aggregate-predictions"}, set(tasks)
+    loop = tasks["for-loop-1"]
+    assert loop.iterator_policy.parallelism_limit == PARALLELISM
+    assert loop.parameter_iterator.items.input_parameter.endswith("list-batch-inputs-Output")
+    (shard_task,) = spec.components[loop.component_ref.name].dag.tasks.values()
+    assert shard_task.task_info.name == "predict shard"
+    collected = tasks["aggregate-predictions"].inputs.artifacts["shards"]
+    assert collected.task_output_artifact.producer_task == "for-loop-1"
+    assert spec.root.dag.outputs.parameters["Output"].value_from_parameter.producer_subtask == (
+        "aggregate-predictions"
+    )
+    inputs = spec.root.input_definitions.parameters
+    default = json_format.MessageToDict(inputs["batch_params"].default_value)
+    assert default == _normalise(params["batch"])
+    assert not inputs["src"].HasField("default_value")  # required

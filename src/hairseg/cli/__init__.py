@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "register": ("hairseg.cli.lifecycle", "register", "Register the model in MLflow."),
     "features": ("hairseg.cli.features", "features", "Feast feature repo: apply, materialize."),
     "monitor": ("hairseg.cli.monitor", "monitor", "Drift monitoring with Evidently."),
+    "predict": ("hairseg.cli.batch", "predict", "Batch prediction over a folder, glob or bucket."),
     "serve": ("hairseg.cli.serve", "serve", "Serve the model with KServe on loopback."),
     "rollout": ("hairseg.cli.rollout", "rollout", "Canary rollout: promote or roll back."),
     "pipeline": ("hairseg.cli.pipeline", "pipeline", "Compile, upload and run the KFP pipeline."),

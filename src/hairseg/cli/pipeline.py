@@ -18,7 +18,7 @@ from hairseg.errors import EXIT_USAGE, HairsegError
 
 __all__ = ["pipeline"]
 
-PIPELINE_NAMES = ("hairseg-training", "hairseg-drift")
+PIPELINE_NAMES = ("hairseg-training", "hairseg-drift", "hairseg-batch")
 
 PARAMS_OPTION = click.option(
     "--params",
@@ -147,6 +147,8 @@ def _require(args: Mapping[str, Any]) -> None:
 def _sections(pipeline_name: str) -> tuple[str, ...]:
     if pipeline_name == "hairseg-training":
         from hairseg_pipelines.training import SECTIONS
+    elif pipeline_name == "hairseg-batch":
+        from hairseg_pipelines.batch import SECTIONS
     else:
         from hairseg_pipelines.drift import SECTIONS
     return SECTIONS
@@ -173,7 +175,7 @@ def pipeline() -> None:
     help="Write nothing; exit 1 if the committed YAML differs from what the source compiles to.",
 )
 def compile_cmd(params_file: Path, registry: str | None, root: Path, check: bool) -> None:
-    """Compile hairseg-training and hairseg-drift to versioned YAML."""
+    """Compile hairseg-training, hairseg-drift and hairseg-batch to versioned YAML."""
     from hairseg_pipelines.compile import PIPELINES, compile_all, compile_to_text
     from hairseg_pipelines.versioning import compiled_path
 

@@ -1,0 +1,143 @@
+"""``hairseg predict SRC DEST``: batch prediction over a folder, a glob or a bucket
+(:mod:`hairseg.batch`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from hairseg.errors import HairsegError
+
+__all__ = ["predict"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("src")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--model",
+    "model_uri",
+    default="models:/hairseg@champion",
+    show_default=True,
+    help="A .onnx file, a model folder, or models:/NAME@ALIAS | models:/NAME/VERSION.",
+)
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="MLflow registry for models:/ [env MLFLOW_TRACKING_URI; default sqlite:///<cwd>/.hairseg/mlflow.db].",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Worker processes [batch.workers]."
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Only shard I of N (0-based) of the sorted listing.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="At most this many inputs (after --shard).",
+)
+@click.option(
+    "--tryon",
+    "tryon_shade",
+    default=None,
+    metavar="SHADE",
+    help="Also write tryon/<id>.jpg in this shade (name or #rrggbb).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Larger images are failed rows [batch.max_pixels].",
+)
+@click.option(
+    "--as-dataset",
+    is_flag=True,
+    help="Write DEST in the dataset format (images/, masks/, manifest.parquet, source=pseudo, per-image confidence).",
+)
+@click.option(
+    "--licence",
+    default="unknown",
+    show_default=True,
+    help="With --as-dataset: the manifest's licence column.",
+)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("params.yaml"),
+    show_default=True,
+    help="params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr [default: only when stderr is a terminal].",
+)
+def predict(
+    src: str,
+    dest: Path,
+    model_uri: str,
+    tracking_uri: str | None,
+    workers: int | None,
+    shard: str | None,
+    limit: int | None,
+    tryon_shade: str | None,
+    max_pixels: int | None,
+    as_dataset: bool,
+    licence: str,
+    params_file: Path,
+    progress: bool | None,
+) -> None:
+    """Masks for every image in SRC (folder, glob, or s3:// gs:// az:// URI) into DEST.
+
+    One row per input in DEST/results.parquet; a rerun skips what is done. Exit 1 (one
+    line) when any input failed; the failed rows say why.
+    """  # fmt: skip
+    from hairseg import batch, registry
+    from hairseg.config import load_params, section
+
+    params = load_params(params_file) if params_file.is_file() else {}
+    if not params_file.is_file() and params_file != Path("params.yaml"):
+        raise HairsegError(f"params file not found: {params_file}", exit_code=2)
+    cfg = section(params, "batch", batch.BatchConfig)
+    overrides = {"workers": workers, "max_pixels": max_pixels, "tryon_shade": tryon_shade}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    shard_spec = batch.parse_shard(shard)
+
+    registered = None
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if model_uri.startswith("models:/"):
+        uri = uri or registry.default_tracking_uri(Path.cwd())
+        registered = f"models:/{registry.MODEL_NAME}/{registry.resolve_version(uri, model_uri)}"
+    model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
+
+    listed = batch.list_inputs(src)
+    inside = dest.resolve()  # DEST inside SRC: its own masks are not inputs on a rerun
+    listed = [
+        it for it in listed if "://" in it.uri or inside not in Path(it.uri).resolve().parents
+    ]
+    items = batch.select(listed, shard_spec, limit)
+    summary = batch.run_batch(
+        items,
+        dest,
+        model_path,
+        cfg,
+        shard=shard_spec,
+        as_dataset=as_dataset,
+        registered_version=registered,
+        licence=licence,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    if summary.n_failed:
+        raise HairsegError(summary.line())
+    click.echo(summary.line())
