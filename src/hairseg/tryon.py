@@ -25,7 +25,8 @@ as before); a float mask is taken as the alpha matte.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -45,6 +46,8 @@ __all__ = [
     "recolour",
     "skin_likelihood",
     "soft_matte",
+    "tier_probabilities",
+    "try_on",
 ]
 
 
@@ -188,7 +191,8 @@ def soft_matte(
     Probabilities are upsampled bilinearly to the image; ``standard``/``premium`` then
     run the guided filter with the image as guide (radius ≈ 1/80 of the short side,
     at least 2 px at the filter's working scale). A smoothstep maps 0.2-0.8 to 0-1 so the
-    hair core is solid and the background exactly 0.
+    hair core is solid, and alpha is 0 beyond ``max(3, short side / 40)`` px of the hard
+    mask, so a poorly calibrated background probability cannot tint the frame.
     """
     spec = parse_tier(tier) if isinstance(tier, str) else tier
     h, w = rgb.shape[:2]
@@ -211,7 +215,16 @@ def soft_matte(
         if scale != 1.0:
             q = cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR)
         p = np.clip(q, 0.0, 1.0)
-    return _smoothstep(p, 0.2, 0.8).astype(np.float32)
+    alpha = _smoothstep(p, 0.2, 0.8)
+    # Trimap-style bound: the matte may reach at most ``band`` px beyond the hard mask
+    # (p >= 0.5), fading over its outer half, whatever the network's background level.
+    hard = p >= 0.5
+    if not hard.any():
+        return np.zeros((h, w), np.float32)
+    band = max(3, round(min(h, w) / 40))
+    dist = cv2.distanceTransform((~hard).astype(np.uint8), cv2.DIST_L2, 3)
+    alpha *= 1.0 - _smoothstep(dist, band / 2.0, float(band))
+    return alpha.astype(np.float32)
 
 
 # -- anti-bleed --------------------------------------------------------------------------
@@ -344,3 +357,107 @@ def recolour(
     keep = (t[..., 0] <= 0)[..., None]
     result[y0:y1, x0:x1] = np.where(keep, region, dyed)
     return result
+
+
+# -- one call per tier: probabilities -> matte -> recolour ------------------------------
+
+
+def _hair_box(hair: np.ndarray, pad: float) -> tuple[int, int, int, int] | None:
+    """A square-ish box (y0, y1, x0, x1) around ``hair`` padded by ``pad`` of its size."""
+    ys, xs = np.nonzero(hair)
+    if ys.size == 0:
+        return None
+    h, w = hair.shape
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = max(y1 - y0, x1 - x0) * (1.0 + 2.0 * pad)
+    cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
+    y0, y1 = max(0, int(cy - side / 2)), min(h, int(cy + side / 2) + 1)
+    x0, x1 = max(0, int(cx - side / 2)), min(w, int(cx + side / 2) + 1)
+    return y0, y1, x0, x1
+
+
+def tier_probabilities(
+    rgb: np.ndarray,
+    net_prob: np.ndarray,
+    tier: str | TierSpec,
+    *,
+    logits_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    input_size: int | None = None,
+) -> np.ndarray:
+    """Hair probabilities at the image's resolution for ``tier`` (float32 H×W).
+
+    ``net_prob``: the network's probabilities for the whole frame (any resolution). The
+    ``premium`` tier, given ``logits_fn`` (preprocessed batch → logits) and the network's
+    ``input_size``, runs the network a second time on the hair's padded bounding box, so
+    the hair gets a higher effective input resolution; the two are cross-faded over the
+    box's outer 10 % so there is no seam.
+    """
+    from hairseg import imaging
+
+    spec = parse_tier(tier) if isinstance(tier, str) else tier
+    h, w = rgb.shape[:2]
+    p = np.clip(net_prob.astype(np.float32), 0.0, 1.0)
+    if p.shape != (h, w):
+        p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+    if not (spec.zoom and logits_fn is not None and input_size):
+        return p
+    box = _hair_box(p >= 0.5, pad=0.15)
+    if box is None:
+        return p
+    y0, y1, x0, x1 = box
+    if (y1 - y0) * (x1 - x0) > 0.6 * h * w or min(y1 - y0, x1 - x0) < 8:
+        return p  # the hair fills the frame already: no resolution to gain
+    crop = rgb[y0:y1, x0:x1]
+    logits = logits_fn(imaging.preprocess([crop], int(input_size)))
+    zp = imaging.sigmoid(logits[0, 0].astype(np.float32))
+    zp = cv2.resize(zp, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    # Cross-fade weight: 1 inside, falling to 0 at the box's edge (except at the frame edge).
+    ch, cw = y1 - y0, x1 - x0
+    ramp_y = np.minimum(np.arange(ch) + 0.5, ch - np.arange(ch) - 0.5) / max(1.0, 0.1 * ch)
+    ramp_x = np.minimum(np.arange(cw) + 0.5, cw - np.arange(cw) - 0.5) / max(1.0, 0.1 * cw)
+    if y0 == 0:
+        ramp_y[: ch // 2] = 1.0
+    if y1 == h:
+        ramp_y[ch // 2 :] = 1.0
+    if x0 == 0:
+        ramp_x[: cw // 2] = 1.0
+    if x1 == w:
+        ramp_x[cw // 2 :] = 1.0
+    weight = np.clip(np.minimum(ramp_y[:, None], ramp_x[None, :]), 0.0, 1.0).astype(np.float32)
+    p = p.copy()
+    p[y0:y1, x0:x1] = weight * zp + (1.0 - weight) * p[y0:y1, x0:x1]
+    return p
+
+
+def try_on(
+    rgb: np.ndarray,
+    net_prob: np.ndarray,
+    shade: Shade | str,
+    *,
+    tier: str | TierSpec = "standard",
+    intensity: float = 0.8,
+    logits_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    input_size: int | None = None,
+    face_boxes: Sequence[Sequence[int]] | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The try-on of one image for a tier: ``(recoloured uint8 H×W×3, alpha float32 H×W)``.
+
+    ``timings`` (if given) receives seconds per stage: ``refine_infer`` (premium's second
+    network pass; premium only), ``matte`` (upsample + refinement) and ``recolour``.
+    """
+    spec = parse_tier(tier) if isinstance(tier, str) else tier
+    t0 = time.perf_counter()
+    prob = tier_probabilities(rgb, net_prob, spec, logits_fn=logits_fn, input_size=input_size)
+    t1 = time.perf_counter()
+    alpha = soft_matte(rgb, prob, spec)
+    t2 = time.perf_counter()
+    out = recolour(rgb, alpha, shade, intensity=intensity, face_boxes=face_boxes)
+    t3 = time.perf_counter()
+    if timings is not None:
+        stages = [("matte", t2 - t0), ("recolour", t3 - t2)]
+        if spec.zoom and logits_fn is not None:
+            stages = [("refine_infer", t1 - t0), ("matte", t2 - t1), ("recolour", t3 - t2)]
+        for key, dt in stages:
+            timings[key] = timings.get(key, 0.0) + dt
+    return out, alpha
