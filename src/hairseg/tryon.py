@@ -190,8 +190,8 @@ def soft_matte(
 
     Probabilities are upsampled bilinearly to the image; ``standard``/``premium`` then
     run the guided filter with the image as guide (radius ≈ 1/80 of the short side,
-    at least 2 px at the filter's working scale). A smoothstep maps 0.2-0.8 to 0-1 so the
-    hair core is solid, and alpha is 0 beyond ``max(3, short side / 40)`` px of the hard
+    at least 2 px at the filter's working scale). A smoothstep maps 0.3-0.85 to 0-1 so the
+    hair core is solid, and alpha is 0 beyond ``max(3, short side / 64)`` px of the hard
     mask, so a poorly calibrated background probability cannot tint the frame.
     """
     spec = parse_tier(tier) if isinstance(tier, str) else tier
@@ -215,13 +215,13 @@ def soft_matte(
         if scale != 1.0:
             q = cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR)
         p = np.clip(q, 0.0, 1.0)
-    alpha = _smoothstep(p, 0.2, 0.8)
+    alpha = _smoothstep(p, 0.3, 0.85)
     # Trimap-style bound: the matte may reach at most ``band`` px beyond the hard mask
     # (p >= 0.5), fading over its outer half, whatever the network's background level.
     hard = p >= 0.5
     if not hard.any():
         return np.zeros((h, w), np.float32)
-    band = max(3, round(min(h, w) / 40))
+    band = max(3, round(min(h, w) / 64))
     dist = cv2.distanceTransform((~hard).astype(np.uint8), cv2.DIST_L2, 3)
     alpha *= 1.0 - _smoothstep(dist, band / 2.0, float(band))
     return alpha.astype(np.float32)
@@ -313,8 +313,8 @@ def recolour(
     if skin_guard:
         # Only the soft edge is guarded: the solid core is hair whatever its colour
         # (blonde and red hair are skin-coloured in chroma).
-        edge = 1.0 - _smoothstep(a, 0.6, 0.95)
-        a *= 1.0 - 0.9 * skin_likelihood(crop) * edge
+        edge = 1.0 - _smoothstep(a, 0.7, 1.0)
+        a *= 1.0 - skin_likelihood(crop) * edge
     if face_boxes:
         shifted = [(bx - x0, by - y0, bw, bh) for bx, by, bw, bh in face_boxes]
         a *= _inner_face_guard(a.shape, shifted)
