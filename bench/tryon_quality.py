@@ -46,7 +46,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hairseg import imaging
 from hairseg.colour import delta_e2000, high_frequency_energy, rgb_to_lab
 from hairseg.config import load_params
 from hairseg.tryon import SHADES, TIERS, Shade, parse_shade, try_on
@@ -214,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, items in sets.items():
         attach_probabilities(items, segmenter)
         results[name] = {}
-        print(f"\n{name}: {len(items)} images, {items[0].rgb.shape[1]}x{items[0].rgb.shape[0]} first")
-        print("| method | mean ΔE2000 to shade | HF ratio (p10) | face leak (max) | ms/image | ms at 1024² |")
+        print(
+            f"\n{name}: {len(items)} images, {items[0].rgb.shape[1]}x{items[0].rgb.shape[0]} first"
+        )
+        print(
+            "| method | mean ΔE2000 to shade | HF ratio (p10) | face leak (max) | ms/image | ms at 1024² |"
+        )
         print("|---|---|---|---|---|---|")
         for method in ("hsv", *TIERS):
             r = score(items, shades, method, segmenter)
