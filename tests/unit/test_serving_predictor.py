@@ -288,3 +288,16 @@ def test_no_champion_is_one_clear_line(tmp_path, monkeypatch):
         resolve_model("s3://bucket/model", cache_dir=tmp_path / "c")
     local = write_tiny_model(tmp_path / "dir" / "model.onnx")
     assert resolve_model(str(local.parent), cache_dir=tmp_path / "c") == local  # /mnt/models
+
+
+def test_demo_page_is_self_contained_and_calls_v1_with_the_defaults():
+    import re
+
+    from hairseg_serving.server import _DEMO_CSP, demo_html
+
+    page = demo_html(ServeConfig(model_name="m1", default_tier="premium", default_color="teal"))
+    assert 'const MODEL = "m1"' in page and "/v1/models/${MODEL}:predict" in page
+    assert 'DEFAULT_TIER = "premium"' in page and 'DEFAULT_SHADE = "teal"' in page
+    assert "__" not in re.sub(r"[a-z]__[a-z]", "", page)  # every placeholder filled
+    assert "://" not in page and "//cdn" not in page  # nothing fetched from elsewhere
+    assert "default-src 'none'" in _DEMO_CSP and "connect-src 'self'" in _DEMO_CSP
