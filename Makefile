@@ -81,6 +81,10 @@ lint: $(STAMP)  ## ruff over the code
 
 test: $(STAMP)  ## lint + the whole test suite
 	$(MAKE) --no-print-directory lint
+	@# The demo-page test drives Debian's chromium (never a Playwright browser download);
+	@# where it cannot be installed, that one test skips and says why.
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+	  || echo "make test: chromium not installable here; tests/integration/test_demo_page.py will skip" >&2
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:  ## remove the virtualenvs and local state (not data/ or models/)

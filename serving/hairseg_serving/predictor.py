@@ -3,9 +3,11 @@
 ``load()`` opens the ONNX model with ONNX Runtime, runs a warm-up batch and only then
 sets ``ready``. ``preprocess`` parses and decodes (V1 JSON or a V2 ``InferRequest``),
 ``predict`` runs the network (micro-batched across concurrent requests), ``postprocess``
-turns logits into masks at the input resolution, recolours on request and encodes. Each
-stage's time goes to ``hairseg_stage_seconds{stage=...}`` and the ``Server-Timing``
-response header.
+turns logits into masks at the input resolution and, on request, into the try-on of the
+asked tier (:func:`hairseg.tryon.try_on`: premium's second network pass, the soft matte,
+the LAB recolour), then encodes. Each stage's time goes to
+``hairseg_stage_seconds{stage=...}``, the ``Server-Timing`` response header and, for V1,
+the response's ``processing_ms``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from kserve.protocol.infer_type import (
 from hairseg import imaging
 from hairseg.errors import HairsegError, ImageDecodeError
 from hairseg.inference import OnnxSegmenter
-from hairseg.tryon import parse_shade, recolour
+from hairseg.tryon import TIERS, parse_shade, try_on
 from hairseg_serving.batching import MicroBatcher
 from hairseg_serving.metrics import (
     BATCH_SIZE,
@@ -174,7 +176,16 @@ class HairsegModel(Model):
             images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
             masks = self.segmenter.predict(images)
         rgb = imaging.decode_image(imaging.encode_jpeg(images[0]))
-        tryon = recolour(rgb, masks[0], self._default_shade, feather_px=cfg.feather_px)
+        prob = self.segmenter.probabilities([rgb])[0]
+        for tier in TIERS:
+            tryon, _ = try_on(
+                rgb,
+                prob,
+                self._default_shade,
+                tier=tier,
+                logits_fn=self.segmenter.logits,
+                input_size=size,
+            )
         imaging.encode_png(masks[0], compression=cfg.png_compression)
         imaging.encode_jpeg(tryon, quality=cfg.jpeg_quality)
         imaging.image_statistics(rgb, masks[0])
@@ -286,25 +297,36 @@ class HairsegModel(Model):
         assert work.logits is not None
         sizes = [j.rgb.shape[:2] for j in work.jobs]
         masks = imaging.logits_to_masks(work.logits, sizes, threshold=cfg.threshold)
-        for job, mask in zip(work.jobs, masks, strict=True):
+        stages: dict[str, float] = {}
+        for i, (job, mask) in enumerate(zip(work.jobs, masks, strict=True)):
             job.mask = mask
             job.coverage = float(np.count_nonzero(mask) / mask.size)
             if job.options.output in ("tryon", "both"):
-                job.tryon = recolour(
+                assert self.segmenter is not None
+                job.tryon, _ = try_on(
                     job.rgb,
-                    mask,
+                    imaging.sigmoid(work.logits[i, 0].astype(np.float32)),
                     job.options.color or self._default_shade,
+                    tier=job.options.tier or cfg.default_tier,
                     intensity=job.options.intensity,
-                    feather_px=cfg.feather_px,
+                    logits_fn=self.segmenter.logits,
+                    input_size=self.segmenter.input_size,
+                    timings=stages,
                 )
             self._log_statistics(job, work.request_id, multi=len(work.jobs) > 1)
+        for stage, seconds in stages.items():
+            STAGE_SECONDS.labels(stage).observe(seconds)
+            work.timings[stage] = seconds
         mid = time.perf_counter()
-        STAGE_SECONDS.labels("postprocess").observe(mid - start)
-        work.timings["postprocess"] = mid - start
+        post = mid - start - sum(stages.values())  # masks, statistics: the try-on stages apart
+        STAGE_SECONDS.labels("postprocess").observe(post)
+        work.timings["postprocess"] = post
         response = self._encode_v2(work) if work.v2 is not None else self._encode_v1(work)
         elapsed = time.perf_counter() - mid
         STAGE_SECONDS.labels("encode").observe(elapsed)
         work.timings["encode"] = elapsed
+        if isinstance(response, dict):
+            response["processing_ms"] = {k: round(v * 1000, 3) for k, v in work.timings.items()}
         if response_headers is not None:
             response_headers["server-timing"] = ", ".join(
                 f"{k};dur={v * 1000:.3f}" for k, v in work.timings.items()
@@ -403,6 +425,7 @@ class HairsegModel(Model):
         o.intensity = cfg.default_intensity if o.intensity is None else o.intensity
         o.output = o.output or cfg.default_output
         o.tryon_format = o.tryon_format or "jpeg"
+        o.tier = o.tier or cfg.default_tier
 
     def _log_statistics(self, job: ImageJob, request_id: str, *, multi: bool) -> None:
         if self._log_writer is None:
@@ -444,6 +467,7 @@ class HairsegModel(Model):
                 pred["tryon_format"] = job.options.tryon_format
                 pred["color"] = (job.options.color or self._default_shade).name
                 pred["intensity"] = job.options.intensity
+                pred["tier"] = job.options.tier
             predictions.append(pred)
         return {
             "model_name": self.name,

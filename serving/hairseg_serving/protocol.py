@@ -9,10 +9,10 @@ V1 ``POST /v1/models/{name}:predict``::
 
     {"instances": [{"image_b64": "...", "color": "copper", "intensity": 0.8,
                     "output": "mask|tryon|both", "tryon_format": "jpeg|png",
-                    "customer_id": "c-001"}]}
+                    "tier": "fast|standard|premium", "customer_id": "c-001"}]}
     -> {"predictions": [{"mask_png_b64", "hair_coverage", "width", "height",
-                         ["tryon_b64", "tryon_format", "color", "intensity"]}],
-        "model_name", "model_version"}
+                         ["tryon_b64", "tryon_format", "color", "intensity", "tier"]}],
+        "model_name", "model_version", "processing_ms": {stage: ms}}
 
 V2 ``POST /v2/models/{name}/infer``: one BYTES input ``image`` of shape ``[N]`` (or
 ``[N, 1]``) holding encoded images (raw with the binary-data extension, base64 text in
@@ -37,7 +37,7 @@ from kserve.errors import InvalidInput
 
 from hairseg.errors import HairsegError
 from hairseg.tryon import Shade, parse_shade
-from hairseg_serving.settings import OUTPUT_CHOICES, TRYON_FORMATS
+from hairseg_serving.settings import OUTPUT_CHOICES, TIER_CHOICES, TRYON_FORMATS
 
 __all__ = [
     "INPUT_NAME",
@@ -53,7 +53,7 @@ __all__ = [
 
 INPUT_NAME = "image"
 V2_OUTPUTS = ("mask", "hair_coverage", "tryon")
-OPTION_KEYS = ("color", "intensity", "output", "tryon_format", "customer_id")
+OPTION_KEYS = ("color", "intensity", "output", "tryon_format", "tier", "customer_id")
 V1_FIELDS = ("image_b64", *OPTION_KEYS)
 # Parameters KServe and its clients use for the binary-data extension; not ours to check.
 _PROTOCOL_PARAMETERS = frozenset(
@@ -70,6 +70,7 @@ class Options:
     intensity: float | None = None
     output: str | None = None
     tryon_format: str | None = None
+    tier: str | None = None
     customer_id: str | None = None
 
 
@@ -125,6 +126,13 @@ def parse_options(raw: Mapping[str, Any], where: str, *, allow: tuple[str, ...])
                 f"use one of {', '.join(TRYON_FORMATS)}"
             )
         opts.tryon_format = tryon_format
+    tier = raw.get("tier")
+    if tier is not None:
+        if tier not in TIER_CHOICES:
+            raise InvalidInput(
+                f"{where}.tier {tier!r} is not accepted; use one of {', '.join(TIER_CHOICES)}"
+            )
+        opts.tier = tier
     customer_id = raw.get("customer_id")
     if customer_id is not None:
         if not isinstance(customer_id, str) or not 0 < len(customer_id) <= _MAX_CUSTOMER_ID:

@@ -16,6 +16,7 @@ At the boundary (:class:`BoundaryMiddleware`, pure ASGI, outermost):
   line of the request;
 - one JSON access-log line and the ``hairseg_requests_total`` / ``hairseg_request_seconds``
   metrics per request;
+- ``GET /demo``: the try-on demo page (:func:`demo_html`), self-contained, calling V1;
 - at lifespan shutdown (after uvicorn has stopped accepting connections and finished
   the requests in flight) every model is stopped, which flushes the inference log.
 
@@ -43,7 +44,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import HTMLResponse, ORJSONResponse
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput, ModelNotReady
@@ -325,6 +326,43 @@ def _validation_message(exc: ValidationError | RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+# -- the demo page ----------------------------------------------------------------------
+
+_DEMO_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'none'; base-uri 'none'"
+)
+
+
+def demo_html(config: ServeConfig) -> str:
+    """The try-on demo page (``GET /demo``): plain HTML + JS, no external resource; it
+    calls the V1 endpoint of this server, like any client."""
+    import json
+
+    from hairseg.tryon import SHADES
+
+    page = (Path(__file__).parent / "demo.html").read_text(encoding="utf-8")
+    for key, value in {
+        "__MODEL__": config.model_name,
+        "__SHADES__": json.dumps(sorted(SHADES)),
+        "__SHADE__": config.default_color,
+        "__TIER__": config.default_tier,
+        "__INTENSITY__": f"{config.default_intensity:g}",
+    }.items():
+        page = page.replace(key, value)
+    return page
+
+
+def _demo_route(config: ServeConfig) -> Callable[..., Any]:
+    page = demo_html(config)
+
+    async def demo() -> HTMLResponse:
+        # The CSP makes "no CDN" a property the browser enforces, not a promise.
+        return HTMLResponse(page, headers={"content-security-policy": _DEMO_CSP})
+
+    return demo
+
+
 def _v2_infer_route(dataplane: Any) -> Callable[..., Any]:
     async def infer(model_name: str, request: Request) -> Response:
         if not await dataplane.model_ready(model_name, True):
@@ -408,6 +446,7 @@ class HairsegRESTServer(RESTServer):
         infer = _v2_infer_route(self.dataplane)
         for path in ("/v2/models/{model_name}/infer",):
             app.add_api_route(path, infer, methods=["POST"], response_model=None)
+        app.add_api_route("/demo", _demo_route(self.serve_config), methods=["GET"])
         super()._register_endpoints(app)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:

@@ -14,12 +14,13 @@ from typing import Any, Literal
 from hairseg.config import load_params, section
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.imaging import DEFAULT_MAX_PIXELS
-from hairseg.tryon import parse_shade
+from hairseg.tryon import TIERS, parse_shade
 
-__all__ = ["OUTPUT_CHOICES", "TRYON_FORMATS", "ServeConfig", "load_serve_config"]
+__all__ = ["OUTPUT_CHOICES", "TIER_CHOICES", "TRYON_FORMATS", "ServeConfig", "load_serve_config"]
 
 OUTPUT_CHOICES = ("mask", "tryon", "both")
 TRYON_FORMATS = ("jpeg", "png")
+TIER_CHOICES = tuple(TIERS)  # fast, standard, premium (hairseg.tryon.TIERS)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class ServeConfig:
     default_color: str = "auburn"
     default_intensity: float = 0.7
     default_output: Literal["mask", "tryon", "both"] = "mask"
-    feather_px: int = 3
+    # Try-on quality tier when the request does not say: fast (bilinear matte), standard
+    # (grey guided filter), premium (second network pass on the hair + colour guided filter).
+    default_tier: Literal["fast", "standard", "premium"] = "standard"
     jpeg_quality: int = 90
     png_compression: int = 1  # masks: fast compression; 0-9
     # Feast online store (customer profiles) and the monitoring log; "" switches off.
@@ -71,7 +74,6 @@ class ServeConfig:
                 0.0 <= self.default_intensity <= 1.0,
                 f"default_intensity must be in [0, 1], got {self.default_intensity}",
             ),
-            (0 <= self.feather_px <= 64, "feather_px must be 0-64"),
             (1 <= self.jpeg_quality <= 100, "jpeg_quality must be 1-100"),
             (0 <= self.png_compression <= 9, "png_compression must be 0-9"),
             (self.feature_cache_seconds >= 0, "feature_cache_seconds must be >= 0"),
@@ -83,6 +85,11 @@ class ServeConfig:
         if self.default_output not in OUTPUT_CHOICES:
             raise HairsegError(
                 f"serve config: default_output must be one of {OUTPUT_CHOICES}",
+                exit_code=EXIT_USAGE,
+            )
+        if self.default_tier not in TIER_CHOICES:
+            raise HairsegError(
+                f"serve config: default_tier must be one of {TIER_CHOICES}, got {self.default_tier!r}",
                 exit_code=EXIT_USAGE,
             )
         try:

@@ -63,12 +63,37 @@ def test_v1_call_returns_mask_equal_to_offline(model, model_path):
     np.testing.assert_array_equal(mask, expected)
     assert pred["color"] == "auburn" and pred["intensity"] == 0.7 and pred["tryon_format"] == "jpeg"
     assert response["model_version"] == model_version_of(model_path, {})
-    assert [p.split(";")[0] for p in headers["server-timing"].split(", ")] == [
-        "decode",
-        "infer",
-        "postprocess",
-        "encode",
-    ]
+    stages = ["decode", "infer", "matte", "recolour", "postprocess", "encode"]
+    assert [p.split(";")[0] for p in headers["server-timing"].split(", ")] == stages
+    assert pred["tier"] == "standard"  # ServeConfig.default_tier
+    assert list(response["processing_ms"]) == stages
+    assert all(v >= 0 for v in response["processing_ms"].values())
+
+
+@pytest.mark.parametrize("tier", ["fast", "standard", "premium"])
+def test_v1_tier_is_per_request_and_premium_runs_a_second_pass(model, tier):
+    rgb = synthetic_portrait(200, 180, seed=5)
+    instance = {"image_b64": b64(imaging.encode_png(rgb)), "output": "tryon", "tier": tier}
+    instance.update({"tryon_format": "png", "intensity": 1.0, "color": "electric_blue"})
+    response, _headers = call(model, {"instances": [instance]})
+    pred = response["predictions"][0]
+    assert pred["tier"] == tier
+    assert ("refine_infer" in response["processing_ms"]) == (tier == "premium")
+    tryon = imaging.decode_image(base64.b64decode(pred["tryon_b64"]))
+    assert tryon.shape == rgb.shape
+    assert tryon[..., 2].astype(int).mean() > rgb[..., 2].mean() + 5  # hair went blue
+
+
+def test_tier_errors_name_the_choices(model):
+    body = {
+        "instances": [
+            {"image_b64": b64(imaging.encode_png(synthetic_portrait(40, 40))), "tier": "ultra"}
+        ]
+    }
+    with pytest.raises(InvalidInput, match="tier 'ultra' is not accepted.*fast, standard, premium"):
+        call(model, body)
+    with pytest.raises(HairsegError, match="default_tier must be one of"):
+        ServeConfig(default_tier="ultra")
 
 
 def test_v2_call_with_infer_request_object(model, model_path):
@@ -82,6 +107,22 @@ def test_v2_call_with_infer_request_object(model, model_path):
     expected = OnnxSegmenter(model_path).predict([imaging.decode_image(data)])[0]
     coverage = float(response.outputs[1].data[0])
     assert coverage == pytest.approx(np.count_nonzero(expected) / expected.size, abs=1e-6)
+
+
+def test_v2_tier_parameter_selects_the_tier(model):
+    data = imaging.encode_png(synthetic_portrait(120, 110, seed=6))
+    outputs = {}
+    for tier in ("fast", "premium"):
+        inp = InferInput("image", [1], "BYTES", data=[b64(data)])
+        params = {"output": "tryon", "tier": tier, "tryon_format": "png", "intensity": 1.0}
+        response, headers = call(model, InferRequest("hairseg", [inp], parameters=params))
+        assert ("refine_infer" in headers["server-timing"]) == (tier == "premium")
+        out = {o.name: o for o in response.outputs}["tryon"]
+        outputs[tier] = imaging.decode_image(base64.b64decode(out.data[0]))
+    assert outputs["fast"].shape == outputs["premium"].shape == (120, 110, 3)
+    inp = InferInput("image", [1], "BYTES", data=[b64(data)])
+    with pytest.raises(InvalidInput, match="parameters.tier 'best' is not accepted"):
+        call(model, InferRequest("hairseg", [inp], parameters={"tier": "best"}))
 
 
 @pytest.mark.parametrize(
@@ -247,3 +288,16 @@ def test_no_champion_is_one_clear_line(tmp_path, monkeypatch):
         resolve_model("s3://bucket/model", cache_dir=tmp_path / "c")
     local = write_tiny_model(tmp_path / "dir" / "model.onnx")
     assert resolve_model(str(local.parent), cache_dir=tmp_path / "c") == local  # /mnt/models
+
+
+def test_demo_page_is_self_contained_and_calls_v1_with_the_defaults():
+    import re
+
+    from hairseg_serving.server import _DEMO_CSP, demo_html
+
+    page = demo_html(ServeConfig(model_name="m1", default_tier="premium", default_color="teal"))
+    assert 'const MODEL = "m1"' in page and "/v1/models/${MODEL}:predict" in page
+    assert 'DEFAULT_TIER = "premium"' in page and 'DEFAULT_SHADE = "teal"' in page
+    assert "__" not in re.sub(r"[a-z]__[a-z]", "", page)  # every placeholder filled
+    assert "://" not in page and "//cdn" not in page  # nothing fetched from elsewhere
+    assert "default-src 'none'" in _DEMO_CSP and "connect-src 'self'" in _DEMO_CSP

@@ -44,6 +44,12 @@ __all__ = ["serve"]
 @click.option("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads per worker.")
 @click.option("--feature-repo", default=None, help="Feast repo for customer profiles ('' = off).")
 @click.option("--inference-log-dir", default=None, help="Monitoring log folder ('' = off).")
+@click.option(
+    "--default-tier",
+    type=click.Choice(["fast", "standard", "premium"]),
+    default=None,
+    help="Try-on tier when a request does not say [standard].",
+)
 @click.option("--access-log/--no-access-log", default=None, help="One JSON line per request.")
 @click.pass_context
 def serve(ctx: click.Context, model_uri: str, params_path: Path, **options: object) -> None:
