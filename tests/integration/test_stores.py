@@ -1,8 +1,9 @@
 """The cluster's stores for real (tests/stores.py): Feast on Redis, MLflow on PostgreSQL + S3.
 
 Nothing here is faked. Redis, PostgreSQL, an S3 endpoint (moto) and ``mlflow server`` run
-as processes on 127.0.0.1 (session fixtures, tests/integration/conftest.py); every hairseg
-step runs as the CLI in its own process, configured as on the cluster:
+as processes on 127.0.0.1 (session fixtures, tests/integration/conftest.py); each hairseg
+step runs as the CLI (register in this process through ``hairseg.cli.main``, the rest in
+their own processes), configured as on the cluster:
 
 - Feast: the repo's ``feature_store.yaml`` *is* ``feature_store.cluster.yaml`` (as in the
   serving image), with its ``${VAR}``s from the environment: the registry in the bucket
@@ -19,6 +20,8 @@ back as documented, leave no half-written model version and move no alias.
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -104,6 +107,40 @@ def run(
         [HAIRSEG, *args], cwd=world["root"], env={**world["env"], **(env or {})},
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _environ(extra: dict | None):
+    saved = {k: os.environ.get(k) for k in extra or {}}
+    os.environ.update(extra or {})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def cli(world: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """``hairseg ARGS`` in this process (``hairseg.cli.main``): no second import of MLflow,
+    ONNX and friends (~20 s a process on 2 cores). Same exit codes and messages."""
+    from hairseg.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _environ(env),
+        contextlib.chdir(world["root"]),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return subprocess.CompletedProcess(["hairseg", *args], code, out.getvalue(), err.getvalue())
 
 
 def registry_rows(world: dict) -> dict:
@@ -222,7 +259,7 @@ def test_feast_apply_materialise_and_online_reads_on_redis(world, customers, fea
 def registered(world) -> dict:
     versions = {}
     for name in ("stable", "good"):
-        proc = run(world, *register_files(world, name))
+        proc = cli(world, *register_files(world, name))
         assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
         versions[name] = int(proc.stdout.split(" v")[1].split(";")[0])
     return versions
@@ -347,7 +384,7 @@ def test_mlflow_server_outage_register_fails_cleanly(world, registered):
     before = registry_rows(world)
     world["mlflow"].kill()
     try:
-        proc = run(world, *register_files(world, "good"), timeout=600, env=NO_RETRIES)
+        proc = cli(world, *register_files(world, "good"), env=NO_RETRIES)
     finally:
         world["mlflow"].start()
     line = _one_line_error(proc)
@@ -358,7 +395,7 @@ def test_mlflow_server_outage_register_fails_cleanly(world, registered):
 def test_mlflow_server_killed_mid_rollout_moves_no_alias(world, registered):
     """Killed while the 50 % step runs: the promotion cannot move the alias, so the run
     fails with the traffic journalled as 'promoting'; run again, it completes."""
-    proc = run(world, *register_files(world, "stable"))  # v3: a fresh candidate
+    proc = cli(world, *register_files(world, "stable"))  # v3: a fresh candidate
     assert proc.returncode == 0, proc.stderr[-1500:]
     before = registry_rows(world)
     args = rollout_args(world, "mid")
@@ -402,7 +439,7 @@ def test_s3_outage_register_leaves_no_half_written_version(world, registered):
     before = registry_rows(world)
     world["s3"].kill()
     try:
-        proc = run(world, *register_files(world, "good"), timeout=600, env=NO_RETRIES)
+        proc = cli(world, *register_files(world, "good"), env=NO_RETRIES)
         line = _one_line_error(proc)
         assert line
         assert registry_rows(world) == before  # the run may exist; no version, no alias
