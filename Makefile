@@ -55,6 +55,9 @@ $(STAMP): requirements.lock pyproject.toml | $(UV)
 venv: $(STAMP)  ## create or refresh .venv from requirements.lock
 
 lock: | $(UV)  ## re-resolve requirements.lock from pyproject.toml (all extras, Python 3.11)
+	@# The current lock seeds the output file: uv keeps its pins as preferences, so a new
+	@# dependency adds lines instead of re-resolving (and moving) everything else.
+	sed -E 's/^torch==([0-9.]+)$$/torch==\1+cpu/' requirements.lock > requirements.lock.new
 	$(UV) pip compile pyproject.toml --all-extras --python-version 3.11 \
 	  $(TORCH_SOURCE) --override lock-overrides.txt --no-header -o requirements.lock.new
 	@# The lock names the public version so PyPI (CUDA) or PyTorch's CPU index can serve it.

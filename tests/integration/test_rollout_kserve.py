@@ -1,4 +1,5 @@
-"""The KServe backend against a fake Kubernetes API server and a fake Prometheus.
+"""The KServe backend in Knative mode against a fake Kubernetes API server and Prometheus
+(kube_support.py; Standard mode: test_rollout_kserve_standard.py).
 
 Faked, because neither can run here: the Kubernetes API server (a loopback HTTP server
 speaking the REST paths the real ``kubernetes`` client calls — GET/PATCH on
@@ -13,14 +14,11 @@ servers standing in for the ``prev``/``latest`` tag URLs).
 
 from __future__ import annotations
 
-import copy
 import json
-import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -33,25 +31,9 @@ from hairseg.rollout.models import ModelRegistry
 from hairseg.rollout.servers import PredictorProcess
 
 import rollout_support as rs  # isort: skip
+from kube_support import NAME, NS, FakePrometheus, kube_server, prom_server  # isort: skip
 
 pytestmark = pytest.mark.slow
-
-NS, NAME = "hairseg", "hairseg"
-ISVC_PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/{NAME}"
-CM_PATH = "/api/v1/namespaces/kserve/configmaps/inferenceservice-config"
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (what the API server does for merge-patch+json)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 class FakeKube:
@@ -161,109 +143,6 @@ class FakeKube:
                     )
                 )
         return out
-
-
-def serve(handler_cls: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-def kube_server(kube: FakeKube):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            path = urlparse(self.path).path
-            if path == ISVC_PATH:
-                with kube.lock:
-                    return self._send(200, kube.isvc)
-            if path == CM_PATH:
-                deploy = json.dumps({"defaultDeploymentMode": kube.configmap_mode})
-                return self._send(
-                    200,
-                    {
-                        "kind": "ConfigMap",
-                        "apiVersion": "v1",
-                        "metadata": {"name": "inferenceservice-config"},
-                        "data": {"deploy": deploy},
-                    },
-                )
-            self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
-
-        def do_PATCH(self) -> None:
-            if urlparse(self.path).path != ISVC_PATH:
-                return self._send(404, {"kind": "Status", "code": 404})
-            if self.headers["Content-Type"] != "application/merge-patch+json":
-                return self._send(
-                    415, {"kind": "Status", "code": 415, "message": self.headers["Content-Type"]}
-                )
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with kube.lock:
-                kube.patches.append(body)
-                kube.isvc = merge_patch(kube.isvc, body)
-                kube.reconcile()
-                self._send(200, kube.isvc)
-
-    return serve(Handler)
-
-
-class FakePrometheus:
-    """``/api/v1/query``: per-revision request count, 5xx count and p95 ms, as scripted."""
-
-    def __init__(self) -> None:
-        self.series: dict[str, dict[str, float]] = {}
-        self.queries: list[str] = []
-
-    def answer(self, query: str) -> list[dict[str, Any]]:
-        self.queries.append(query)
-        rev = re.search(r'revision_name="([^"]+)"', query)
-        values = self.series.get(rev.group(1)) if rev else None
-        if values is None:
-            return []
-        if query.startswith("histogram_quantile(0.95"):
-            key = "p95_ms"
-        elif 'response_code_class="5xx"' in query:
-            key = "errors"
-        else:
-            key = "requests"
-        return [{"metric": {}, "value": [1700000000.0, str(values[key])]}]
-
-
-def prom_server(prom: FakePrometheus):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            url = urlparse(self.path)
-            if url.path != "/api/v1/query":
-                self.send_response(404)
-                self.end_headers()
-                return
-            query = parse_qs(url.query)["query"][0]
-            data = json.dumps(
-                {
-                    "status": "success",
-                    "data": {"resultType": "vector", "result": prom.answer(query)},
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return serve(Handler)
 
 
 POLICY = PolicyConfig(
@@ -428,9 +307,10 @@ def test_corrupt_candidate_sends_zero_patches(env, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["RawDeployment", "Standard"])
-def test_raw_deployment_mode_is_refused_up_front(env, tmp_path, mode):
+def test_knative_backend_refuses_standard_mode_up_front(env, tmp_path, mode):
+    """Built directly (not through select_backend) on a Standard ISVC: 0 patches."""
     e = env("good", mode=mode)
-    with pytest.raises(HairsegError, match="needs Serverless") as info:
+    with pytest.raises(HairsegError, match="drives Serverless/Knative only") as info:
         run_rollout(e["cfg"], e["backend"], e["models"], reports_dir=tmp_path / "reports")
     assert info.value.exit_code == 2
     assert e["kube"].patches == []

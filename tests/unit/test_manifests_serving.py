@@ -9,7 +9,7 @@
 - The InferenceService and ServingRuntime field by field against the kserve SDK's model
   classes (and the Kubernetes client's for embedded core types): every key must be a
   known attribute, and the model must round-trip to the same document.
-- Our own rules: Serverless mode, probes on the served port, the runtime and model format
+- Our own rules: Serverless mode (Standard in overlays/standard), probes on the served port, the runtime and model format
   line up, the mounted params parse into ``ServeConfig``, GPU limits, node selector and
   toleration in the GPU overlay only.
 """
@@ -34,7 +34,7 @@ from hairseg.config import section
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "serving" / "manifests"
-TARGETS = ["base", "overlays/cpu", "overlays/gpu"]
+TARGETS = ["base", "overlays/cpu", "overlays/gpu", "overlays/standard"]
 K8S_VERSION = "1.31.0"
 SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "resources", "patches"}
 
@@ -247,17 +247,24 @@ def test_strict_load_rejects_a_misspelt_field():
 
 
 def test_inference_service_contract(rendered):
-    _, docs = rendered
+    target, docs = rendered
     isvc = docs["InferenceService", "hairseg"]
     runtime = docs["ServingRuntime", "hairseg-onnx"]
-    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    annotations = isvc["metadata"]["annotations"]
     predictor = isvc["spec"]["predictor"]
     assert 1 <= predictor["minReplicas"] <= predictor["maxReplicas"]
-    assert (
-        predictor["scaleMetric"] in {"concurrency", "rps", "cpu", "memory"}
-        and predictor["scaleTarget"] > 0
-    )
-    assert 0 <= predictor["canaryTrafficPercent"] <= 100
+    assert predictor["scaleTarget"] > 0
+    if target == "overlays/standard":
+        # Plain Deployment + HPA: no Knative knobs, and the rollout uses spec.canary.
+        assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
+        assert predictor["scaleMetric"] in {"cpu", "memory"}
+        assert "canaryTrafficPercent" not in predictor and "canary" not in isvc["spec"]
+        assert not any(k.startswith("autoscaling.knative.dev/") for k in annotations)
+        assert annotations["serving.kserve.io/enable-prometheus-scraping"] == "true"
+    else:
+        assert annotations["serving.kserve.io/deploymentMode"] == "Serverless"
+        assert predictor["scaleMetric"] in {"concurrency", "rps", "cpu", "memory"}
+        assert 0 <= predictor["canaryTrafficPercent"] <= 100
     assert predictor["serviceAccountName"] in {
         name for kind, name in docs if kind == "ServiceAccount"
     }

@@ -3,7 +3,7 @@
 The policy (:mod:`.policy`) is pure; the engine (:mod:`.engine`) drives any backend
 through the same steps, persisting state after each so an interrupted rollout can be
 resumed or rolled back; backends are the embedded loopback servers (:mod:`.local_backend`)
-and a KServe InferenceService in Serverless mode (:mod:`.kserve_backend`).
+and a KServe InferenceService in Knative or Standard mode (:mod:`.kserve_backend`).
 """
 
 from hairseg.rollout.config import PolicyConfig, RolloutConfig, load_rollout_config

@@ -101,7 +101,7 @@ class LocalConfig:
 
 @dataclass(frozen=True)
 class KServeConfig:
-    """The cluster backend: one InferenceService in Serverless (Knative) mode + Prometheus."""
+    """The cluster backend: one InferenceService (Knative or Standard mode) + Prometheus."""
 
     namespace: str = "hairseg"
     name: str = "hairseg"
@@ -116,6 +116,11 @@ class KServeConfig:
     # s3://bucket/…/artifacts), {version}, {uri} or {source} fill the template.
     storage_uri_template: str = "{artifact_uri}"
     model_name: str = "hairseg"  # the predictor's model name in the V1 URL (mirroring)
+    # Standard mode: the pod label Prometheus puts on scraped series (the predictor's own
+    # hairseg_requests_total / hairseg_request_seconds), and where each predictor
+    # Deployment's Service answers (mirroring): {service} and {namespace} fill it.
+    pod_label: str = "pod"
+    service_url_template: str = "http://{service}.{namespace}.svc.cluster.local"
 
     def __post_init__(self) -> None:
         if self.analysis_window_s < 1 or self.poll_interval_s <= 0 or self.ready_timeout_s <= 0:

@@ -56,10 +56,11 @@ def make_backend(
             raise HairsegError("the local backend needs --dataset", exit_code=EXIT_USAGE)
         return LocalBackend(cfg.local, cfg.policy, models, dataset=dataset, state_path=state_path)
     if backend == "kserve":
-        from hairseg.rollout.kserve_backend import KServeBackend
+        from hairseg.rollout.kserve_backend import select_backend
 
         custom, core = kubernetes_apis(kube_context)
-        return KServeBackend(
+        # Knative (canaryTrafficPercent) or Standard (spec.canary), per the ISVC's mode.
+        return select_backend(
             cfg.kserve,
             cfg.policy,
             models,

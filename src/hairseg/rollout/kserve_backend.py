@@ -1,16 +1,27 @@
-"""The cluster backend: one KServe InferenceService in Serverless (Knative) mode.
+"""The cluster backends: one KServe InferenceService, in either deployment mode.
 
-KServe splits traffic between the previously rolled-out revision and the latest one with
-``spec.predictor.canaryTrafficPercent``; only the Serverless (Knative) deployment mode
-supports that (RawDeployment / "Standard" has no revisions to split between), which
-:meth:`KServeBackend.preflight` checks before anything moves.
+KServe runs an InferenceService in one of two modes (annotation
+``serving.kserve.io/deploymentMode``, else ``status.deploymentMode``, else the
+``defaultDeploymentMode`` of KServe's config map); :func:`select_backend` reads it and picks:
+
+- **Knative** (``Serverless`` before KServe 0.15): :class:`KServeBackend`. KServe splits
+  traffic between the previously rolled-out revision and the latest one with
+  ``spec.predictor.canaryTrafficPercent``. Metrics come from Knative's queue-proxy series
+  (labelled by ``revision_name``); mask disagreement from mirroring test images to the
+  ``prev`` and ``latest`` tag URLs of tag routing (``serving.kserve.io/enable-tag-routing``).
+- **Standard** (``RawDeployment`` before 0.15; the default since 0.17):
+  :class:`KServeStandardBackend`. ``canaryTrafficPercent`` is ignored there; KServe 0.20 added
+  ``spec.canary``, a list of named canaries (``predictor.name`` + ``trafficPercent``), each
+  with its own Deployment and Service ``{isvc}-{name}-predictor``, reported in
+  ``status.canaryStatuses`` and the ``CanaryPredictorReady`` condition. Promotion renames the
+  stable predictor to the canary's name and drops the entry (no restart: the canary's
+  Deployment becomes the stable one); rollback drops the entry. Metrics come from the
+  predictor's own series (``hairseg_requests_total``, ``hairseg_request_seconds``) selected
+  by the pods of each Deployment; mirroring goes to the two Services.
 
 Each step is one JSON merge-patch on the InferenceService (``application/merge-patch+json``)
-carrying the new ``storageUri``, ``canaryTrafficPercent`` *and* the rollout state in the
-annotation ``hairseg.io/rollout-state`` — traffic and state change atomically. Metrics come
-from Prometheus (Knative queue-proxy series, labelled by ``revision_name``); mask
-disagreement from mirroring test images to the ``prev`` and ``latest`` tag URLs that
-KServe's tag routing (``serving.kserve.io/enable-tag-routing``) exposes.
+carrying the traffic change *and* the rollout state in the annotation
+``hairseg.io/rollout-state`` — traffic and state change atomically.
 
 The Kubernetes API is reached through ``kubernetes.client.CustomObjectsApi`` (and
 ``CoreV1Api`` for KServe's config map); this module never imports ``kserve``.
@@ -21,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,8 +59,11 @@ __all__ = [
     "STATE_ANNOTATION",
     "VERSION",
     "KServeBackend",
+    "KServeStandardBackend",
     "PrometheusClient",
+    "deployment_queries",
     "revision_queries",
+    "select_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,7 +73,13 @@ STATE_ANNOTATION = "hairseg.io/rollout-state"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 # KServe < 0.15 says Serverless/RawDeployment; newer releases Knative/Standard.
-CANARY_MODES = ("Serverless", "Knative")
+KNATIVE_MODES = ("Serverless", "Knative")
+STANDARD_MODES = ("RawDeployment", "Standard")
+# KServe's built-in default when neither the ISVC nor the config map names a mode (0.17+).
+BUILTIN_DEFAULT_MODE = "Standard"
+CANARY_CONDITION = "CanaryPredictorReady"
+# Canary entries this backend writes are named after the candidate version: v<N>.
+CANARY_NAME = re.compile(r"^v[0-9]+$")
 KSERVE_NAMESPACE, KSERVE_CONFIGMAP = "kserve", "inferenceservice-config"
 
 
@@ -196,20 +217,27 @@ class KServeBackend:
         return {"metadata": {"annotations": {STATE_ANNOTATION: value}}}
 
     # -- protocol -------------------------------------------------------------------------
+    def deployment_mode(self, isvc: dict[str, Any] | None = None) -> tuple[str, str]:
+        """``(mode, where it came from)``: the annotation, status, config map or default."""
+        isvc = isvc if isvc is not None else self._get()
+        mode = (isvc.get("metadata", {}).get("annotations") or {}).get(MODE_ANNOTATION)
+        if mode:
+            return str(mode), f"annotation {MODE_ANNOTATION}"
+        mode = (isvc.get("status") or {}).get("deploymentMode")
+        if mode:
+            return str(mode), "status.deploymentMode"
+        return self._default_mode()
+
+    modes: tuple[str, ...] = KNATIVE_MODES
+
     def preflight(self) -> None:
         isvc = self._get()
-        mode = (isvc.get("metadata", {}).get("annotations") or {}).get(MODE_ANNOTATION)
-        source = f"annotation {MODE_ANNOTATION}"
-        if not mode:
-            mode = (isvc.get("status") or {}).get("deploymentMode")
-            source = "status.deploymentMode"
-        if not mode:
-            mode, source = self._default_mode()
-        if mode not in CANARY_MODES:
+        mode, source = self.deployment_mode(isvc)
+        if mode not in self.modes:
             raise HairsegError(
-                f"{self._where} runs in KServe deployment mode {mode!r} ({source}); canary "
-                f"traffic splitting needs Serverless (Knative) mode: set annotation "
-                f"{MODE_ANNOTATION}: Serverless (KServe >= 0.15: Knative) or use --backend local",
+                f"{self._where} runs in KServe deployment mode {mode!r} ({source}); the "
+                f"{type(self).__name__} drives {'/'.join(self.modes)} only "
+                "(build it with hairseg.rollout.kserve_backend.select_backend)",
                 exit_code=EXIT_USAGE,
             )
         model = (isvc.get("spec", {}).get("predictor") or {}).get("model")
@@ -223,7 +251,7 @@ class KServeBackend:
     def _default_mode(self) -> tuple[str, str]:
         where = f"config map {KSERVE_NAMESPACE}/{KSERVE_CONFIGMAP}"
         if self.core_api is None:
-            return "Serverless", "KServe's built-in default (config map not consulted)"
+            return BUILTIN_DEFAULT_MODE, "KServe's built-in default (config map not consulted)"
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -238,7 +266,10 @@ class KServeBackend:
             deploy = json.loads((data or {}).get("deploy") or "{}")
         except json.JSONDecodeError:
             raise HairsegError(f"{where} key 'deploy' is not JSON") from None
-        return str(deploy.get("defaultDeploymentMode") or "Serverless"), f"{where} deploy"
+        mode = deploy.get("defaultDeploymentMode")
+        if not mode:
+            return BUILTIN_DEFAULT_MODE, f"KServe's built-in default ({where} names none)"
+        return str(mode), f"{where} deploy"
 
     def load_state(self) -> dict[str, Any] | None:
         raw = (self._get().get("metadata", {}).get("annotations") or {}).get(STATE_ANNOTATION)
@@ -486,3 +517,319 @@ def _stable_revision(predictor: dict[str, Any]) -> str | None:
         if not t.get("latestRevision") and t.get("revisionName") != latest:
             return t.get("revisionName")
     return predictor.get("previousRolledoutRevision")
+
+
+# -- Standard mode ---------------------------------------------------------------------------
+
+
+def deployment_queries(
+    namespace: str, deployment: str, window_s: int, *, pod_label: str = "pod"
+) -> dict[str, str]:
+    """PromQL for the pods of one predictor Deployment over the last ``window_s`` seconds.
+
+    The predictor exports ``hairseg_requests_total{endpoint,code}`` and the
+    ``hairseg_request_seconds{endpoint}`` histogram (seconds); Prometheus adds ``namespace``
+    and ``pod`` when it scrapes the pods (KServe's ``enable-prometheus-scraping``). A
+    Deployment's pods are named ``<deployment>-<replica set hash>-<pod hash>``; PromQL
+    regexes are anchored, so ``hairseg-predictor-…`` never matches ``hairseg-v7-predictor-…``.
+    Only inference endpoints (v1, v2) count, not health checks or scrapes.
+    """
+    # A DNS label needs no escaping (and PromQL strings reject "\-").
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", deployment):
+        raise HairsegError(f"{deployment!r} is not a Kubernetes Deployment name")
+    pods = f"{deployment}-[a-z0-9]+-[a-z0-9]+"
+    sel = f'namespace="{namespace}",{pod_label}=~"{pods}",endpoint=~"v1|v2"'
+    w = f"{int(window_s)}s"
+    return {
+        "requests": f"sum(increase(hairseg_requests_total{{{sel}}}[{w}]))",
+        "errors": f'sum(increase(hairseg_requests_total{{{sel},code=~"5.."}}[{w}]))',
+        "p95_ms": "1000 * histogram_quantile(0.95, sum by (le) "
+        f"(rate(hairseg_request_seconds_bucket{{{sel}}}[{w}])))",
+    }
+
+
+def predictor_deployment(isvc_name: str, predictor_name: str | None) -> str:
+    """KServe's Deployment/Service name for a predictor variant (``PredictorServiceName``)."""
+    return f"{isvc_name}-{predictor_name}-predictor" if predictor_name else f"{isvc_name}-predictor"
+
+
+class KServeStandardBackend(KServeBackend):
+    """Canary steps through ``spec.canary`` (KServe >= 0.20, Standard deployment mode).
+
+    - ``shift``: ``spec.canary = [{predictor: {name: v<N>, model: <stable model, candidate
+      storageUri>}, trafficPercent: p}]``; waits for ``canaryStatuses[v<N>]`` ready at ``p``
+      and the ``CanaryPredictorReady`` condition.
+    - ``promote``: ``spec.predictor.name = v<N>``, the candidate's ``storageUri``, and the
+      entry removed, in one patch; KServe keeps the canary's Deployment as the stable one
+      and deletes the old stable Deployment.
+    - ``rollback``: the entry removed; KServe deletes the canary's Deployment and Service.
+
+    Entries named ``v<N>`` are this backend's; any other entry is someone else's and makes
+    the rollout refuse to start. A ``v<N>`` entry with no rollout in flight (a crash before
+    the state was written, a manual edit) is removed before a new rollout starts.
+    """
+
+    name = "kserve"
+    modes = STANDARD_MODES
+
+    def __init__(
+        self, *args: Any, service_url: Callable[[str], str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._service_url = service_url or self._cluster_service_url
+        self._deployments: dict[str, str | None] = {"canary": None, "stable": None}
+        self._removed_lingering: list[str] = []
+
+    def _cluster_service_url(self, service: str) -> str:
+        return self.cfg.service_url_template.format(service=service, namespace=self.cfg.namespace)
+
+    # -- protocol -------------------------------------------------------------------------
+    def preflight(self) -> None:
+        super().preflight()
+        foreign = [
+            e.get("predictor", {}).get("name")
+            for e in self._get().get("spec", {}).get("canary") or []
+            if not CANARY_NAME.match(str(e.get("predictor", {}).get("name") or ""))
+        ]
+        if foreign:
+            raise HairsegError(
+                f"{self._where} has spec.canary entries hairseg did not write: {foreign}; "
+                "the rollout needs the canary split to itself (remove them: kubectl patch isvc "
+                f'{self.cfg.name} --type=json -p \'[{{"op":"remove","path":"/spec/canary"}}]\')',
+                exit_code=EXIT_USAGE,
+            )
+
+    def load_state(self) -> dict[str, Any] | None:
+        state = super().load_state()
+        in_flight = state is not None and state.get("phase") not in (None, "done")
+        if not in_flight:
+            lingering = self._our_entries(self._get())
+            if lingering:
+                # No rollout owns them: a run that died between writing the entry and its
+                # state (or a hand edit). Remove them before anything else moves.
+                log.warning("%s: removing lingering canary entries %s", self._where, lingering)
+                isvc = self._patch({"spec": {"canary": None}})
+                self._wait_standard(
+                    f"lingering canaries {lingering} removed",
+                    lambda i: not self._canary_statuses(i),
+                    isvc,
+                    settled=False,
+                )
+                self._removed_lingering = lingering
+        return state
+
+    def gate(self, candidate: ModelRef, stable: ModelRef) -> dict[str, Any]:
+        details = super().gate(candidate, stable)
+        details["deployment_mode"] = "Standard"
+        if self._removed_lingering:
+            details["removed_lingering_canaries"] = list(self._removed_lingering)
+        return details
+
+    def shift(self, candidate: ModelRef, stable: ModelRef, percent: int, state: dict) -> None:
+        isvc = self._get()
+        predictor = isvc["spec"]["predictor"]
+        cname = _canary_name(candidate)
+        model = dict(predictor["model"])
+        model["storageUri"] = self.models.storage_uri(candidate, self.cfg.storage_uri_template)
+        body = self._state_patch(state)
+        body["spec"] = {
+            "canary": [{"predictor": {"name": cname, "model": model}, "trafficPercent": percent}]
+        }
+        patched = self._patch(body)
+        self._wait_standard(
+            f"canary {cname} ready at {percent}%",
+            lambda i: _canary_ready(i, cname, percent),
+            patched,
+        )
+        self._deployments = {
+            "canary": predictor_deployment(self.cfg.name, cname),
+            "stable": predictor_deployment(self.cfg.name, predictor.get("name")),
+        }
+
+    def promote(self, candidate: ModelRef, stable: ModelRef, state: dict) -> None:
+        cname = _canary_name(candidate)
+        body = self._state_patch(state)
+        body["spec"] = {
+            "predictor": {
+                "name": cname,
+                "model": {
+                    "storageUri": self.models.storage_uri(candidate, self.cfg.storage_uri_template)
+                },
+            },
+            "canary": None,
+        }
+        patched = self._patch(body)
+        self._wait_standard(
+            f"predictor {cname} promoted to stable",
+            lambda i: (
+                not self._canary_statuses(i)
+                and (i.get("spec", {}).get("predictor") or {}).get("name") == cname
+            ),
+            patched,
+        )
+
+    def rollback(self, candidate: ModelRef, stable: ModelRef, state: dict) -> None:
+        # Removing the entry sends all traffic back to the stable Deployment at once (the
+        # canary's pods may be failing: their state does not matter, only that they leave).
+        body = self._state_patch(state)
+        body["spec"] = {"canary": None}
+        patched = self._patch(body)
+        self._wait_standard(
+            "canary removed, all traffic on stable",
+            lambda i: not self._canary_statuses(i),
+            patched,
+            settled=False,
+        )
+
+    def observe(self, percent: int) -> tuple[StepObservation, dict[str, Any]]:
+        canary_dep, stable_dep = self._deployments["canary"], self._deployments["stable"]
+        if not canary_dep or not stable_dep:
+            raise HairsegError(f"{self._where}: no canary/stable Deployment pair recorded")
+        self.sleep(self.cfg.analysis_window_s)
+        canary = self._deployment_arm(canary_dep)
+        stable = self._deployment_arm(stable_dep)
+        mirrored, disagreement, mirror_details = self._mirror_services(canary_dep, stable_dep)
+        details = {
+            "deployment_mode": "Standard",
+            "canary_deployment": canary_dep,
+            "stable_deployment": stable_dep,
+            "window_s": self.cfg.analysis_window_s,
+            **mirror_details,
+        }
+        return StepObservation(canary, stable, mirrored, disagreement), details
+
+    # -- helpers --------------------------------------------------------------------------
+    def _our_entries(self, isvc: dict[str, Any]) -> list[str]:
+        return [
+            str(e["predictor"]["name"])
+            for e in isvc.get("spec", {}).get("canary") or []
+            if CANARY_NAME.match(str((e.get("predictor") or {}).get("name") or ""))
+        ]
+
+    @staticmethod
+    def _canary_statuses(isvc: dict[str, Any]) -> list[dict[str, Any]]:
+        return list((isvc.get("status") or {}).get("canaryStatuses") or [])
+
+    def _deployment_arm(self, deployment: str) -> ArmMetrics:
+        q = deployment_queries(
+            self.cfg.namespace,
+            deployment,
+            self.cfg.analysis_window_s,
+            pod_label=self.cfg.pod_label,
+        )
+        requests = round(self.prometheus.scalar(q["requests"]) or 0.0)
+        errors = min(requests, round(self.prometheus.scalar(q["errors"]) or 0.0))
+        p95 = self.prometheus.scalar(q["p95_ms"]) if requests else None
+        return ArmMetrics(requests=requests, errors=errors, p95_ms=p95)
+
+    def _mirror_services(
+        self, canary_service: str, stable_service: str
+    ) -> tuple[int, float | None, dict[str, Any]]:
+        """Send test images to the canary's and the stable predictor's Services."""
+        if self.cfg.mirror_requests <= 0:
+            return 0, None, {"mirror": "off (rollout.kserve.mirror_requests: 0)"}
+        sample = self.sample()
+        if not sample:
+            return 0, None, {"mirror": "no dataset to mirror"}
+        urls = {
+            "canary": self._service_url(canary_service),
+            "stable": self._service_url(stable_service),
+        }
+        canary = PredictorClient(urls["canary"], self.cfg.model_name)
+        stable = PredictorClient(urls["stable"], self.cfg.model_name)
+        scores: list[float] = []
+        failures = {"canary": 0, "stable": 0}
+        try:
+            for i in range(self.cfg.mirror_requests):
+                image = sample[i % len(sample)]
+                try:
+                    a, _ = canary.predict_mask(image.data)
+                except PredictError:
+                    failures["canary"] += 1
+                    continue
+                try:
+                    b, _ = stable.predict_mask(image.data)
+                except PredictError:
+                    failures["stable"] += 1
+                    continue
+                scores.append(mask_disagreement(a, b))
+        finally:
+            canary.close()
+            stable.close()
+        details = {"mirror_failures": failures, "mirror_urls": urls}
+        return len(scores), (float(np.mean(scores)) if scores else None), details
+
+    def _wait_standard(
+        self,
+        what: str,
+        done: Callable[[dict[str, Any]], bool],
+        patched: dict[str, Any],
+        *,
+        settled: bool = True,
+    ) -> dict[str, Any]:
+        """Poll until the controller has seen our patch (``observedGeneration``) and ``done``.
+
+        ``settled``: also require the ISVC Ready (and, with canaries, ``CanaryPredictorReady``).
+        """
+        generation = int((patched.get("metadata") or {}).get("generation") or 0)
+        deadline = self.clock() + self.cfg.ready_timeout_s
+        while True:
+            isvc = self._get()
+            status = isvc.get("status") or {}
+            seen = int(status.get("observedGeneration") or 0) >= generation
+            if seen and done(isvc) and (not settled or _is_ready(isvc)):
+                return isvc
+            if self.clock() > deadline:
+                cond = next(
+                    (c for c in _conditions(isvc) if c.get("type") == CANARY_CONDITION), None
+                )
+                said = (
+                    f"{CANARY_CONDITION}={cond.get('status')} ({cond.get('reason', '')})"
+                    if cond
+                    else f"no {CANARY_CONDITION} condition (KServe < 0.20 drops spec.canary)"
+                )
+                raise HairsegError(
+                    f"{self._where}: timed out after {self.cfg.ready_timeout_s:.0f} s waiting "
+                    f"for {what}: {said}; observedGeneration "
+                    f"{status.get('observedGeneration')} of {generation}; canaryStatuses "
+                    f"{status.get('canaryStatuses')}"
+                )
+            self.sleep(self.cfg.poll_interval_s)
+
+
+def _canary_name(candidate: ModelRef) -> str:
+    return f"v{candidate.version}"
+
+
+def _canary_ready(isvc: dict[str, Any], name: str, percent: int) -> bool:
+    ready = any(
+        s.get("name") == name
+        and s.get("ready") is True
+        and int(s.get("trafficPercent") or 0) == percent
+        for s in KServeStandardBackend._canary_statuses(isvc)
+    )
+    cond = any(
+        c.get("type") == CANARY_CONDITION and c.get("status") == "True" for c in _conditions(isvc)
+    )
+    return ready and cond
+
+
+def select_backend(
+    cfg: KServeConfig, policy: PolicyConfig, models: ModelRegistry, **kwargs: Any
+) -> KServeBackend:
+    """The backend for the InferenceService's deployment mode (Knative or Standard)."""
+    service_url = kwargs.pop("service_url", None)
+    kwargs.setdefault("prometheus", PrometheusClient(cfg.prometheus_url))
+    probe = KServeBackend(cfg, policy, models, **kwargs)
+    mode, source = probe.deployment_mode()
+    if mode in KNATIVE_MODES:
+        log.info("%s: deployment mode %s (%s): Knative canary", probe._where, mode, source)
+        return probe
+    if mode in STANDARD_MODES:
+        log.info("%s: deployment mode %s (%s): spec.canary", probe._where, mode, source)
+        return KServeStandardBackend(cfg, policy, models, service_url=service_url, **kwargs)
+    raise HairsegError(
+        f"{probe._where} runs in KServe deployment mode {mode!r} ({source}); the rollout "
+        f"drives {'/'.join(KNATIVE_MODES + STANDARD_MODES)} (or use --backend local)",
+        exit_code=EXIT_USAGE,
+    )
