@@ -7,7 +7,10 @@ MODEL: a ``.onnx`` file, a model directory (``models/``) or ``models:/hairseg@ch
 :class:`hairseg.inference.OnnxSegmenter` with the ``evaluate:`` section of params.yaml
 (threshold, threads) — the path the synthetic evaluation and serving take. With the
 MediaPipe selfie segmenter fetched (``hairseg models fetch``), each model is also scored
-with the selfie person-mask post-filter (``+selfie``).
+with the selfie person-mask post-filter (``+selfie``). Each model is also scored with the
+real-photo priors of ``params.yaml`` ``priors:`` fused in (``+priors``: the path serving
+takes), and with ``--priors-variants`` with the selfie person prior on top
+(``+priors+person``) and without the inner-face prior (``+head-only``).
 
 Needs the images of ``datasets/real_portraits`` (``python tools/fetch_real_portraits.py``).
 """
@@ -15,6 +18,7 @@ Needs the images of ``datasets/real_portraits`` (``python tools/fetch_real_portr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -34,6 +38,7 @@ from hairseg.evaluate import (
 )
 from hairseg.mediapipe_models import model_path
 from hairseg.model_card import gallery_rows, render_real_gallery
+from hairseg.priors import PriorsConfig
 from hairseg.registry import default_tracking_uri, fetch_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write summaries + per image")
     parser.add_argument("--write", type=Path, default=None, help="append the table here")
     parser.add_argument("--no-selfie", action="store_true", help="skip the +selfie rows")
+    parser.add_argument("--no-raw", action="store_true", help="only the +priors rows")
+    parser.add_argument(
+        "--priors-variants", action="store_true", help="also +priors+person and +head-only rows"
+    )
+    parser.add_argument(
+        "--gallery-of", default=None, help="the row whose masks the gallery shows [first]"
+    )
     args = parser.parse_args(argv)
-    cfg = section(load_params(args.params), "evaluate", EvaluateConfig)
+    params = load_params(args.params)
+    cfg = section(params, "evaluate", EvaluateConfig)
+    priors = section(params, "priors", PriorsConfig)
+    priors = dataclasses.replace(priors, models_dir=str(ROOT / priors.models_dir))
+    variants = [("+priors", priors)]
+    if args.priors_variants:
+        variants += [
+            ("+priors+person", dataclasses.replace(priors, selfie_segmenter=True)),
+            ("+head-only", dataclasses.replace(priors, inner_face=False)),
+        ]
     tracking_uri = args.tracking_uri or default_tracking_uri(ROOT)
     try:
         real = load_real_set(args.dataset)
@@ -82,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="hairseg-real-") as tmp:
             for uri in args.models:
                 onnx = fetch_onnx(uri, Path(tmp), tracking_uri)
-                results.append(evaluate_real_photos(uri, onnx, real, cfg))
-                if person is not None:
+                if not args.no_raw:
+                    results.append(evaluate_real_photos(uri, onnx, real, cfg))
+                for suffix, variant in variants:
+                    results.append(
+                        evaluate_real_photos(f"{uri} {suffix}", onnx, real, cfg, priors=variant)
+                    )
+                if person is not None and not args.no_raw:
                     results.append(
                         evaluate_real_photos(f"{uri} +selfie", onnx, real, cfg, person_masks=person)
                     )
@@ -97,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         for metric, rows in r.worst(4).items():
             print(f"  {metric}: " + ", ".join(f"{x['id']} {x[metric]:.2f}" for x in rows))
     if args.gallery:
-        first = results[0]
+        first = next((r for r in results if r.name == args.gallery_of), results[0])
         # Every photo, worst IoU first.
         rows = gallery_rows(first.per_image, n_typical=0, n_worst=len(real))
         paths = render_real_gallery(

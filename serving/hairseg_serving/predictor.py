@@ -163,7 +163,10 @@ class HairsegModel(Model):
     def load(self) -> bool:
         cfg = self.config
         self.segmenter = OnnxSegmenter(
-            self.model_path, threshold=cfg.threshold, intra_op_threads=cfg.intra_op_threads
+            self.model_path,
+            threshold=cfg.threshold,
+            intra_op_threads=cfg.intra_op_threads,
+            priors=cfg.priors,
         )
         self.model_version = model_version_of(self.model_path, self.segmenter.metadata)
         size = self.segmenter.input_size
@@ -212,6 +215,8 @@ class HairsegModel(Model):
         self._stopped = True
         if self._batcher is not None:
             self._batcher.close()
+        if self.segmenter is not None:
+            self.segmenter.close()
         if self._log_writer is not None:
             try:
                 self._log_writer.close()
@@ -264,15 +269,25 @@ class HairsegModel(Model):
     ) -> _Work:
         assert self.segmenter is not None, "predict before load"
         start = time.perf_counter()
-        batch = imaging.preprocess([j.rgb for j in work.jobs], self.segmenter.input_size)
+        images = [j.rgb for j in work.jobs]
+        batch = imaging.preprocess(images, self.segmenter.input_size)
         if self._batcher is not None:
-            work.logits = await self._batcher.submit(batch)
+            logits = await self._batcher.submit(batch)
         else:
             BATCH_SIZE.observe(len(batch))
-            work.logits = self.segmenter.logits(batch)
-        elapsed = time.perf_counter() - start
-        STAGE_SECONDS.labels("infer").observe(elapsed)
-        work.timings["infer"] = elapsed
+            logits = self.segmenter.logits(batch)
+        mid = time.perf_counter()
+        STAGE_SECONDS.labels("infer").observe(mid - start)
+        work.timings["infer"] = mid - start
+        if self.segmenter.priors is not None:
+            # The real-photo priors (face box -> head region, inner face): the same fusion
+            # evaluation scores (OnnxSegmenter.fuse).
+            work.logits = self.segmenter.fuse(images, logits)
+            elapsed = time.perf_counter() - mid
+            STAGE_SECONDS.labels("priors").observe(elapsed)
+            work.timings["priors"] = elapsed
+        else:
+            work.logits = logits
         return work
 
     async def postprocess(

@@ -59,16 +59,17 @@ def test_v1_call_returns_mask_equal_to_offline(model, model_path):
     mask = cv2.imdecode(
         np.frombuffer(base64.b64decode(pred["mask_png_b64"]), np.uint8), cv2.IMREAD_UNCHANGED
     )
-    expected = OnnxSegmenter(model_path).predict([imaging.decode_image(data)])[0]
+    # Offline inference with the same priors config: the one fused code path.
+    offline = OnnxSegmenter(model_path, priors=model.config.priors)
+    expected = offline.predict([imaging.decode_image(data)])[0]
+    offline.close()
     np.testing.assert_array_equal(mask, expected)
     assert pred["color"] == "auburn" and pred["intensity"] == 0.7 and pred["tryon_format"] == "jpeg"
     assert response["model_version"] == model_version_of(model_path, {})
-    assert [p.split(";")[0] for p in headers["server-timing"].split(", ")] == [
-        "decode",
-        "infer",
-        "postprocess",
-        "encode",
-    ]
+    stages = ["decode", "infer", "priors", "postprocess", "encode"]
+    if model.segmenter.priors is None:
+        stages.remove("priors")
+    assert [p.split(";")[0] for p in headers["server-timing"].split(", ")] == stages
 
 
 def test_v2_call_with_infer_request_object(model, model_path):
@@ -79,7 +80,9 @@ def test_v2_call_with_infer_request_object(model, model_path):
     )
     assert isinstance(response, InferResponse)
     assert [o.name for o in response.outputs] == ["mask", "hair_coverage"]
-    expected = OnnxSegmenter(model_path).predict([imaging.decode_image(data)])[0]
+    offline = OnnxSegmenter(model_path, priors=model.config.priors)
+    expected = offline.predict([imaging.decode_image(data)])[0]
+    offline.close()
     coverage = float(response.outputs[1].data[0])
     assert coverage == pytest.approx(np.count_nonzero(expected) / expected.size, abs=1e-6)
 
