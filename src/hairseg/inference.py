@@ -22,7 +22,7 @@ import numpy as np
 
 from hairseg import imaging
 from hairseg.errors import HairsegError
-from hairseg.priors import Priors, PriorsConfig
+from hairseg.priors import Priors, PriorsConfig, fuse_logits
 
 __all__ = ["INPUT_NAME", "INPUT_SIZE_KEY", "OUTPUT_NAME", "OnnxSegmenter"]
 
@@ -78,11 +78,24 @@ class OnnxSegmenter:
         """Run the network on a preprocessed batch (no priors: see :meth:`fuse`)."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
-    def fuse(self, images: Sequence[np.ndarray], logits: np.ndarray) -> np.ndarray:
-        """``logits`` of ``images`` with the real-photo priors fused (unchanged without)."""
+    def prior_maps(self, images: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """The real-photo prior of each image (``None``: leave it unchanged). Independent
+        of the network, so serving computes it while ONNX Runtime runs."""
+        if self.priors is None:
+            return [None] * len(images)
+        return self.priors.maps(images, self.input_size)
+
+    def fuse(
+        self,
+        images: Sequence[np.ndarray],
+        logits: np.ndarray,
+        maps: Sequence[np.ndarray | None] | None = None,
+    ) -> np.ndarray:
+        """``logits`` of ``images`` with the real-photo priors fused (unchanged without);
+        ``maps`` from :meth:`prior_maps` when they were computed already."""
         if self.priors is None:
             return logits
-        return self.priors.fuse(images, logits)
+        return fuse_logits(logits, self.prior_maps(images) if maps is None else maps)
 
     def fused_logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Pre-process, run the network and fuse the priors: ``(N, 1, S, S)`` logits."""

@@ -64,6 +64,7 @@ class PriorsConfig:
     selfie_segmenter: bool = False  # person mask (~5 ms on one CPU core)
     min_face_confidence: float = 0.5
     detect_max_side: int = 512  # faces are detected on a copy no larger than this
+    map_size: int = 64  # priors are drawn at this resolution (they are smooth), then resized
     head_above: float = 0.9  # head region: face-box heights above the box
     head_beside: float = 0.6  # face-box widths on each side
     head_below: float = 0.7  # face-box heights below the box (long hair on shoulders)
@@ -80,6 +81,7 @@ class PriorsConfig:
         checks = [
             (0.0 <= self.min_face_confidence <= 1.0, "min_face_confidence must be in [0, 1]"),
             (self.detect_max_side >= 64, "detect_max_side must be >= 64"),
+            (self.map_size >= 8, "map_size must be >= 8"),
             (
                 min(self.head_above, self.head_beside, self.head_below) >= 0,
                 "head_above/head_beside/head_below must be >= 0",
@@ -315,10 +317,12 @@ class Priors:
         return cv2.resize(conf, (size, size), interpolation=cv2.INTER_LINEAR)
 
     def map_for(self, rgb: np.ndarray, size: int) -> np.ndarray | None:
-        """The fused prior for one image at ``size``², or ``None`` (leave it unchanged)."""
+        """The fused prior for one image at ``min(size, map_size)``², or ``None`` (leave it
+        unchanged); :func:`fuse_logits` resizes it to the logits."""
         cfg = self.cfg
         if not cfg.active:
             return None
+        size = min(size, cfg.map_size)
         height, width = rgb.shape[:2]
         faces = self.detect_faces(rgb) if cfg.face_detector else None
         prior: np.ndarray | None = None
