@@ -62,6 +62,29 @@ def table(results: list[RealPhotoEvaluation]) -> str:
     return "\n".join(lines)
 
 
+def synthetic_table(
+    models: list[str], dataset: Path, cfg: EvaluateConfig, priors: PriorsConfig, tracking_uri: str
+) -> str:
+    """Mean IoU on the synthetic split through :func:`evaluate_onnx`, priors off and on."""
+    from hairseg.evaluate import evaluate_onnx, load_test_set
+
+    test = load_test_set(dataset, cfg.split)
+    quick = dataclasses.replace(
+        cfg, latency_batch_sizes=(1,), latency_repeats=1, sweep_thresholds=()
+    )
+    lines = [
+        f"| model | synthetic {cfg.split} IoU ({len(test)} images) | with +priors | change |",
+        "|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory(prefix="hairseg-syn-") as tmp:
+        for uri in models:
+            onnx = fetch_onnx(uri, Path(tmp), tracking_uri)
+            off = evaluate_onnx(uri, onnx, test, quick).summary()["iou"]
+            on = evaluate_onnx(uri, onnx, test, quick, priors=priors).summary()["iou"]
+            lines.append(f"| {uri} | {off:.4f} | {on:.4f} | {on - off:+.4f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help=".onnx, model dir or models:/NAME@ALIAS")
@@ -78,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--gallery-of", default=None, help="the row whose masks the gallery shows [first]"
+    )
+    parser.add_argument(
+        "--synthetic",
+        type=Path,
+        default=None,
+        help="also score this dataset's evaluate.split (e.g. data) with and without the priors",
     )
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -117,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     text = table(results)
+    if args.synthetic is not None:
+        text += "\n\n" + synthetic_table(args.models, args.synthetic, cfg, priors, tracking_uri)
     print(text)
     for r in results:
         print(f"\nworst for {r.name}:")
