@@ -62,6 +62,35 @@ def table(results: list[RealPhotoEvaluation]) -> str:
     return "\n".join(lines)
 
 
+def teacher_result(real, params: dict, priors: PriorsConfig) -> RealPhotoEvaluation:
+    """The ``hairseg data pseudo-label`` teacher's masks on the eval photos (a photo where
+    it finds no face gets an empty mask)."""
+    import cv2
+    import numpy as np
+
+    from hairseg.data.pseudo_label import PseudoLabelConfig, label_image
+    from hairseg.evaluate import score_real_photos
+    from hairseg.priors import Priors
+
+    cfg = section(params, "pseudo_label", PseudoLabelConfig)
+    teacher_cfg = dataclasses.replace(
+        priors, selfie_segmenter=True, min_face_confidence=cfg.min_face_confidence
+    )
+    masks = []
+    with Priors(teacher_cfg) as teacher:
+        for rgb in real.test.images:
+            h, w = rgb.shape[:2]
+            faces = [f for f in (teacher.detect_faces(rgb) or []) if len(f.keypoints) >= 4]
+            if not faces:
+                masks.append(np.zeros((h, w), np.uint8))
+                continue
+            person = teacher.person(rgb, max(h, w))
+            if person is not None:
+                person = cv2.resize(person, (w, h), interpolation=cv2.INTER_LINEAR)
+            masks.append(label_image(rgb, faces, person, cfg).mask)
+    return score_real_photos("pseudo-label teacher (no network)", masks, real)
+
+
 def synthetic_table(
     models: list[str], dataset: Path, cfg: EvaluateConfig, priors: PriorsConfig, tracking_uri: str
 ) -> str:
@@ -103,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         "--gallery-of", default=None, help="the row whose masks the gallery shows [first]"
     )
     parser.add_argument(
+        "--teacher",
+        action="store_true",
+        help="also score the pseudo-label teacher's masks (params pseudo_label:) on the set",
+    )
+    parser.add_argument(
         "--synthetic",
         type=Path,
         default=None,
@@ -129,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             with SelfieSegmenter(selfie) as seg:
                 person = [seg(img) for img in real.test.images]
         results: list[RealPhotoEvaluation] = []
+        if args.teacher:
+            results.append(teacher_result(real, params, priors))
         with tempfile.TemporaryDirectory(prefix="hairseg-real-") as tmp:
             for uri in args.models:
                 onnx = fetch_onnx(uri, Path(tmp), tracking_uri)
