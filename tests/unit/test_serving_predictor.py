@@ -180,6 +180,14 @@ def test_config_reads_params_and_rejects_bad_values(tmp_path):
     params.write_text("serve:\n  prot: 9001\n")
     with pytest.raises(HairsegError, match="unknown key"):
         load_serve_config(params)
+    # The priors come from the shared top-level priors: section, not from serve:.
+    params.write_text("serve:\n  port: 9001\npriors:\n  enabled: false\n  head_above: 1.1\n")
+    cfg = load_serve_config(params)
+    assert cfg.priors.enabled is False and cfg.priors.head_above == 1.1
+    assert load_serve_config(tmp_path / "missing.yaml").priors.enabled is True
+    params.write_text("serve:\n  priors:\n    enabled: false\n")
+    with pytest.raises(HairsegError, match="top-level priors"):
+        load_serve_config(params)
 
 
 def test_stop_is_idempotent_and_model_pickles_as_a_recipe(model_path):
