@@ -70,9 +70,9 @@ class PriorsConfig:
     head_below: float = 0.7  # face-box heights below the box (long hair on shoulders)
     head_falloff: float = 0.3  # soft edge outside the region, in face-box sizes
     inner_face: bool = True  # suppress an ellipse over eyes, nose, mouth and cheeks
-    inner_across: float = 0.8  # half-width, in eye distances
-    inner_above: float = 0.4  # top: above the eyes, in eye-to-mouth distances
-    inner_below: float = 1.0  # bottom: below the mouth, in eye-to-mouth distances
+    inner_across: float = 0.7  # half-width, in eye distances
+    inner_above: float = 0.2  # top: above the eyes, in eye-to-mouth distances
+    inner_below: float = 0.6  # bottom: below the mouth, in eye-to-mouth distances
     person_dilate: float = 0.15  # grow the person mask by this share of the face size
     person_floor: float = 0.0  # prior outside the person mask (0: no hair off the person)
     no_face: Literal["keep", "suppress"] = "keep"

@@ -52,7 +52,7 @@ def test_head_prior_is_one_around_the_face_and_zero_far_away() -> None:
 def test_inner_face_prior_suppresses_eyes_nose_mouth_not_the_crown() -> None:
     keep = inner_face_prior([FACE], 100, 200, 200, PriorsConfig())
     assert keep[50, 50] == 0.0  # the nose
-    assert keep[46, 45] == 0.0  # an eye
+    assert keep[46, 45] < 0.5  # an eye (its outer corner is on the soft rim)
     assert keep[30, 50] == 1.0  # the crown above the forehead
     assert keep[50, 20] == 1.0  # beside the head
 
