@@ -244,10 +244,18 @@ class Priors:
                     log.warning(note)
                     loaded.notes.append(note)
                     continue
-                if name == "face_detector":
-                    loaded.detector = _open_detector(path, cfg.min_face_confidence)
-                else:
-                    loaded.segmenter = _open_segmenter(path)
+                try:
+                    if name == "face_detector":
+                        loaded.detector = _open_detector(path, cfg.min_face_confidence)
+                    else:
+                        loaded.segmenter = _open_segmenter(path)
+                except ImportError as exc:  # e.g. an image built without the vision extra
+                    note = (
+                        f"priors: cannot load MediaPipe {name} ({exc}; install hairseg[vision]); "
+                        f"fusing without the {what} prior"
+                    )
+                    log.warning(note)
+                    loaded.notes.append(note)
         self._loaded = loaded
         return loaded
 

@@ -99,6 +99,24 @@ def test_missing_mediapipe_models_are_one_line_and_fusion_carries_on(
     fused.close()
 
 
+def test_mediapipe_not_installed_is_one_line_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hairseg.priors as priors_module
+
+    (tmp_path / "face_detector.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3")
+
+    def no_mediapipe(*_args: object) -> None:
+        raise ImportError("No module named 'mediapipe'")
+
+    monkeypatch.setattr(priors_module, "_open_detector", no_mediapipe)
+    with caplog.at_level(logging.WARNING, logger="hairseg.priors"):
+        priors = Priors(PriorsConfig(models_dir=str(tmp_path)))
+        assert priors.map_for(np.zeros((32, 32, 3), np.uint8), 16) is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "hairseg.priors"]
+    assert len(lines) == 1 and "hairseg[vision]" in lines[0], lines
+
+
 def test_priors_config_from_params_and_bad_values() -> None:
     cfg = section({"priors": {"head_above": 1.2, "no_face": "suppress"}}, "priors", PriorsConfig)
     assert cfg.head_above == 1.2 and cfg.no_face == "suppress" and cfg.active
