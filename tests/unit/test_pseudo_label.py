@@ -67,6 +67,11 @@ def test_teacher_marks_the_crown_not_the_face_nor_the_suit() -> None:
     assert label.confidence_map.shape == (200, 200)
     assert label.confidence_map.min() >= 0.0 and label.confidence_map.max() <= 1.0
     assert 0.5 < label.confidence <= 1.0 and label.n_faces == 1
+    # A model that disagrees everywhere on the head lowers the confidence there.
+    doubtful = label_image(
+        rgb, [face], person, PseudoLabelConfig(), model_prob=1.0 - hair.astype(np.float32)
+    )
+    assert doubtful.confidence < label.confidence
 
 
 def test_pseudo_label_without_mediapipe_models_is_one_clear_line(tmp_path: Path) -> None:
