@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,6 +156,7 @@ class HairsegModel(Model):
         self.segmenter: OnnxSegmenter | None = None
         self.model_version = ""
         self._batcher: MicroBatcher | None = None
+        self._prior_pool: ThreadPoolExecutor | None = None
         self._profiles: _ProfileCache | None = None
         self._log_writer: Any = None
         self._default_shade = parse_shade(config.default_color)
@@ -165,7 +167,10 @@ class HairsegModel(Model):
     def load(self) -> bool:
         cfg = self.config
         self.segmenter = OnnxSegmenter(
-            self.model_path, threshold=cfg.threshold, intra_op_threads=cfg.intra_op_threads
+            self.model_path,
+            threshold=cfg.threshold,
+            intra_op_threads=cfg.intra_op_threads,
+            priors=cfg.priors,
         )
         self.model_version = model_version_of(self.model_path, self.segmenter.metadata)
         size = self.segmenter.input_size
@@ -189,6 +194,10 @@ class HairsegModel(Model):
         imaging.encode_png(masks[0], compression=cfg.png_compression)
         imaging.encode_jpeg(tryon, quality=cfg.jpeg_quality)
         imaging.image_statistics(rgb, masks[0])
+        if self.segmenter.priors is not None:
+            # The face detector runs on this thread while ONNX Runtime runs the network
+            # (both release the GIL): the priors cost the request little wall time.
+            self._prior_pool = ThreadPoolExecutor(1, thread_name_prefix="hairseg-priors")
         if cfg.max_batch_size > 1:
             self._batcher = MicroBatcher(
                 self.segmenter.logits,
@@ -223,6 +232,10 @@ class HairsegModel(Model):
         self._stopped = True
         if self._batcher is not None:
             self._batcher.close()
+        if self._prior_pool is not None:
+            self._prior_pool.shutdown(wait=True)
+        if self.segmenter is not None:
+            self.segmenter.close()
         if self._log_writer is not None:
             try:
                 self._log_writer.close()
@@ -275,15 +288,28 @@ class HairsegModel(Model):
     ) -> _Work:
         assert self.segmenter is not None, "predict before load"
         start = time.perf_counter()
-        batch = imaging.preprocess([j.rgb for j in work.jobs], self.segmenter.input_size)
+        images = [j.rgb for j in work.jobs]
+        maps = None
+        if self._prior_pool is not None:
+            maps = self._prior_pool.submit(self.segmenter.prior_maps, images)
+        batch = imaging.preprocess(images, self.segmenter.input_size)
         if self._batcher is not None:
-            work.logits = await self._batcher.submit(batch)
+            logits = await self._batcher.submit(batch)
         else:
             BATCH_SIZE.observe(len(batch))
-            work.logits = self.segmenter.logits(batch)
-        elapsed = time.perf_counter() - start
-        STAGE_SECONDS.labels("infer").observe(elapsed)
-        work.timings["infer"] = elapsed
+            logits = self.segmenter.logits(batch)
+        mid = time.perf_counter()
+        STAGE_SECONDS.labels("infer").observe(mid - start)
+        work.timings["infer"] = mid - start
+        if maps is not None:
+            # The real-photo priors (face box -> head region, inner face): the same fusion
+            # evaluation scores (OnnxSegmenter.fuse); "priors" = the wait after the network.
+            work.logits = self.segmenter.fuse(images, logits, await asyncio.wrap_future(maps))
+            elapsed = time.perf_counter() - mid
+            STAGE_SECONDS.labels("priors").observe(elapsed)
+            work.timings["priors"] = elapsed
+        else:
+            work.logits = logits
         return work
 
     async def postprocess(

@@ -7,13 +7,14 @@ flags and ``python -m hairseg_serving`` flags all configure one object.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from hairseg.config import load_params, section
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.imaging import DEFAULT_MAX_PIXELS
+from hairseg.priors import PriorsConfig
 from hairseg.tryon import TIERS, parse_shade
 
 __all__ = ["OUTPUT_CHOICES", "TIER_CHOICES", "TRYON_FORMATS", "ServeConfig", "load_serve_config"]
@@ -57,6 +58,9 @@ class ServeConfig:
     log_anonymous: bool = False  # log statistics of requests without a consenting customer
     grace_period_s: int = 30
     access_log: bool = True
+    # The real-photo priors fused into the hair probability: params.yaml's top-level
+    # ``priors:`` section (shared with evaluation), not a ``serve:`` key.
+    priors: PriorsConfig = field(default_factory=PriorsConfig)
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -105,8 +109,18 @@ class ServeConfig:
 
 
 def load_serve_config(params_path: str | Path | None = None, **overrides: Any) -> ServeConfig:
-    """Read ``serve:`` from ``params_path`` (if it exists) and apply non-None ``overrides``."""
+    """Read ``serve:`` (and the shared ``priors:``) from ``params_path`` (if it exists) and
+    apply non-None ``overrides``."""
     params: dict[str, Any] = {}
     if params_path is not None and Path(params_path).is_file():
         params = load_params(params_path)
-    return section(params, "serve", ServeConfig).replace(**overrides)
+    serve = dict(params.get("serve") or {})
+    if "priors" in serve:
+        raise HairsegError(
+            "params serve.priors: the priors are the top-level priors: section "
+            "(shared with evaluation), not a serve: key",
+            exit_code=EXIT_USAGE,
+        )
+    config = section(params, "serve", ServeConfig)
+    config = dataclasses.replace(config, priors=section(params, "priors", PriorsConfig))
+    return config.replace(**overrides)

@@ -36,6 +36,7 @@ from hairseg.metrics import (
     iou,
     outside_head_counts,
 )
+from hairseg.priors import PriorsConfig
 
 __all__ = [
     "EvaluateConfig",
@@ -223,13 +224,15 @@ def evaluate_onnx(
     cfg: EvaluateConfig,
     *,
     person_masks: Sequence[np.ndarray] | None = None,
+    priors: PriorsConfig | None = None,
 ) -> ModelEvaluation:
     """Evaluate an ONNX model under the artifact contract (see :mod:`hairseg.inference`).
 
     ``person_masks`` (0/255, one per image) restrict the hair mask to the grown person
-    region — the MediaPipe selfie post-filter.
+    region — the MediaPipe selfie post-filter. ``priors`` (``params.yaml`` ``priors:``)
+    fuse the real-photo priors exactly as serving does (:meth:`OnnxSegmenter.fuse`).
     """
-    seg = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads)
+    seg = _segmenter(model_path, cfg, priors)
     sizes = [img.shape[:2] for img in test.images]
     all_logits = _logits(seg, test.images, name)
 
@@ -258,13 +261,20 @@ def evaluate_onnx(
     return result
 
 
+def _segmenter(model_path: Path, cfg: EvaluateConfig, priors: PriorsConfig | None) -> OnnxSegmenter:
+    return OnnxSegmenter(
+        model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads, priors=priors
+    )
+
+
 def _logits(seg: OnnxSegmenter, images: Sequence[np.ndarray], name: str) -> np.ndarray:
-    """The segmenter's logits for ``images``, in batches of 8 (the serving pre-processing)."""
+    """The segmenter's logits for ``images`` in batches of 8, priors fused (as serving)."""
     logits = []
-    for start in tqdm(range(0, len(images), 8), desc=f"evaluate {name}", leave=False):
-        logits.append(
-            seg.logits(imaging.preprocess(list(images[start : start + 8]), seg.input_size))
-        )
+    try:
+        for start in tqdm(range(0, len(images), 8), desc=f"evaluate {name}", leave=False):
+            logits.append(seg.fused_logits(images[start : start + 8]))
+    finally:
+        seg.close()
     return np.concatenate(logits)
 
 
@@ -275,9 +285,10 @@ def predict_masks(
     *,
     person_masks: Sequence[np.ndarray] | None = None,
     name: str = "model",
+    priors: PriorsConfig | None = None,
 ) -> list[np.ndarray]:
     """0/255 masks at each image's resolution: the path :func:`evaluate_onnx` scores."""
-    seg = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=cfg.threads)
+    seg = _segmenter(model_path, cfg, priors)
     masks = imaging.logits_to_masks(
         _logits(seg, images, name), [img.shape[:2] for img in images], threshold=cfg.threshold
     )
@@ -411,10 +422,16 @@ def evaluate_real_photos(
     cfg: EvaluateConfig,
     *,
     person_masks: Sequence[np.ndarray] | None = None,
+    priors: PriorsConfig | None = None,
 ) -> RealPhotoEvaluation:
     """Evaluate an ONNX model on real photos through :class:`OnnxSegmenter` (as serving)."""
     masks = predict_masks(
-        model_path, real.test.images, cfg, person_masks=person_masks, name=f"{name} (real photos)"
+        model_path,
+        real.test.images,
+        cfg,
+        person_masks=person_masks,
+        name=f"{name} (real photos)",
+        priors=priors,
     )
     return score_real_photos(name, masks, real)
 

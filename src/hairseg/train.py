@@ -115,9 +115,27 @@ class Split:
     ids: list[str]
     images: np.ndarray
     masks: np.ndarray
+    # Per-pixel label confidence (N,S,S) uint8 0-255, from a pseudo-labelled set's
+    # ``confidence_path`` column; None = every pixel counts fully.
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @staticmethod
+    def concat(*splits: Split) -> Split:
+        """One split from several (weights of a split without them are 255)."""
+        weighted = any(s.weights is not None for s in splits)
+        return Split(
+            [i for s in splits for i in s.ids],
+            np.concatenate([s.images for s in splits]),
+            np.concatenate([s.masks for s in splits]),
+            np.concatenate(
+                [s.weights if s.weights is not None else np.full_like(s.masks, 255) for s in splits]
+            )
+            if weighted
+            else None,
+        )
 
 
 @dataclass
@@ -158,12 +176,17 @@ def load_split(dataset: Path, split: str, size: int, limit: int = 0) -> Split:
         raise HairsegError(f"dataset {dataset} has no '{split}' images", exit_code=EXIT_USAGE)
     images = np.empty((len(df), size, size, 3), np.uint8)
     masks = np.empty((len(df), size, size), np.uint8)
+    weighted = "confidence_path" in df.columns and df["confidence_path"].notna().any()
+    weights = np.full((len(df), size, size), 255, np.uint8) if weighted else None
     for i, row in enumerate(df.itertuples()):
         rgb = imaging.read_image(Path(dataset) / row.image_path)
         mask = imaging.read_mask(Path(dataset) / row.mask_path)
         images[i] = _resize(rgb, size, cv2.INTER_AREA)
         masks[i] = np.where(_resize(mask, size, cv2.INTER_LINEAR) > 127, 255, 0)
-    return Split(list(df["id"]), images, masks)
+        if weights is not None and isinstance(row.confidence_path, str) and row.confidence_path:
+            conf = imaging.read_mask(Path(dataset) / row.confidence_path)
+            weights[i] = _resize(conf, size, cv2.INTER_LINEAR)
+    return Split(list(df["id"]), images, masks, weights)
 
 
 def _resize(array: np.ndarray, size: int, interp: int) -> np.ndarray:
@@ -178,10 +201,15 @@ def augment_batch(
     out_size: int,
     cfg: AugmentConfig,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Randomly crop, flip, jitter and blur ``uint8`` images (masks follow the geometry)."""
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Randomly crop, flip, jitter and blur ``uint8`` images (masks follow the geometry).
+
+    With ``weights`` (per-pixel confidences), they follow the geometry too and are
+    returned third."""
     out_img = np.empty((len(images), out_size, out_size, 3), np.uint8)
     out_mask = np.empty((len(images), out_size, out_size), np.uint8)
+    out_w = None if weights is None else np.empty((len(images), out_size, out_size), np.uint8)
     for i, (rgb, mask) in enumerate(zip(images, masks, strict=True)):
         h, w = mask.shape
         area = rng.uniform(cfg.min_scale, 1.0) * h * w
@@ -192,10 +220,18 @@ def augment_batch(
         x0 = int(rng.integers(0, w - cw + 1))
         crop = cv2.resize(rgb[y0 : y0 + ch, x0 : x0 + cw], (out_size, out_size), cv2.INTER_LINEAR)
         mcrop = cv2.resize(mask[y0 : y0 + ch, x0 : x0 + cw], (out_size, out_size), cv2.INTER_LINEAR)
-        if rng.random() < cfg.hflip:
+        flip = rng.random() < cfg.hflip
+        if flip:
             crop, mcrop = crop[:, ::-1], mcrop[:, ::-1]
         out_img[i] = _jitter(crop, cfg, rng)
         out_mask[i] = np.where(mcrop > 127, 255, 0)
+        if out_w is not None:
+            wcrop = cv2.resize(
+                weights[i][y0 : y0 + ch, x0 : x0 + cw], (out_size, out_size), cv2.INTER_LINEAR
+            )
+            out_w[i] = wcrop[:, ::-1] if flip else wcrop
+    if out_w is not None:
+        return out_img, out_mask, out_w
     return out_img, out_mask
 
 
@@ -215,10 +251,22 @@ def _jitter(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np
     return img
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+def _loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    cfg: TrainConfig,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """BCE + soft Dice; ``weight`` (per-pixel label confidence in [0, 1]) scales both."""
+    if weight is None:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+    else:
+        bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
     prob = torch.sigmoid(logits).flatten(1)
     t = target.flatten(1)
+    if weight is not None:
+        w = weight.flatten(1)
+        prob, t = prob * w, t * w
     soft_dice = (2 * (prob * t).sum(1) + 1) / (prob.sum(1) + t.sum(1) + 1)
     return cfg.bce_weight * bce + cfg.dice_weight * (1 - soft_dice.mean())
 
@@ -381,9 +429,18 @@ def fit(
             idx = np.sort(order[step * cfg.batch_size : (step + 1) * cfg.batch_size])
             if len(idx) < 2 and len(train) >= 2:
                 continue  # BatchNorm needs two samples; skip a lone remainder
-            imgs, msks = augment_batch(train.images[idx], train.masks[idx], crop, cfg.augment, rng)
+            weight = None
+            if train.weights is None:
+                imgs, msks = augment_batch(
+                    train.images[idx], train.masks[idx], crop, cfg.augment, rng
+                )
+            else:
+                imgs, msks, wts = augment_batch(
+                    train.images[idx], train.masks[idx], crop, cfg.augment, rng, train.weights[idx]
+                )
+                weight = torch.from_numpy(wts.astype(np.float32)[:, None] / 255.0).to(device)
             x, y = _to_tensors(imgs, msks, crop, device)
-            loss = _loss(model(x), y, cfg)
+            loss = _loss(model(x), y, cfg, weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -59,11 +59,16 @@ def test_v1_call_returns_mask_equal_to_offline(model, model_path):
     mask = cv2.imdecode(
         np.frombuffer(base64.b64decode(pred["mask_png_b64"]), np.uint8), cv2.IMREAD_UNCHANGED
     )
-    expected = OnnxSegmenter(model_path).predict([imaging.decode_image(data)])[0]
+    # Offline inference with the same priors config: the one fused code path.
+    offline = OnnxSegmenter(model_path, priors=model.config.priors)
+    expected = offline.predict([imaging.decode_image(data)])[0]
+    offline.close()
     np.testing.assert_array_equal(mask, expected)
     assert pred["color"] == "auburn" and pred["intensity"] == 0.7 and pred["tryon_format"] == "jpeg"
     assert response["model_version"] == model_version_of(model_path, {})
-    stages = ["decode", "infer", "matte", "recolour", "postprocess", "encode"]
+    stages = ["decode", "infer", "priors", "matte", "recolour", "postprocess", "encode"]
+    if model.segmenter.priors is None:
+        stages.remove("priors")
     assert [p.split(";")[0] for p in headers["server-timing"].split(", ")] == stages
     assert pred["tier"] == "standard"  # ServeConfig.default_tier
     assert list(response["processing_ms"]) == stages
@@ -104,7 +109,9 @@ def test_v2_call_with_infer_request_object(model, model_path):
     )
     assert isinstance(response, InferResponse)
     assert [o.name for o in response.outputs] == ["mask", "hair_coverage"]
-    expected = OnnxSegmenter(model_path).predict([imaging.decode_image(data)])[0]
+    offline = OnnxSegmenter(model_path, priors=model.config.priors)
+    expected = offline.predict([imaging.decode_image(data)])[0]
+    offline.close()
     coverage = float(response.outputs[1].data[0])
     assert coverage == pytest.approx(np.count_nonzero(expected) / expected.size, abs=1e-6)
 
@@ -217,6 +224,14 @@ def test_config_reads_params_and_rejects_bad_values(tmp_path):
         ServeConfig(max_body_bytes=10)
     params.write_text("serve:\n  prot: 9001\n")
     with pytest.raises(HairsegError, match="unknown key"):
+        load_serve_config(params)
+    # The priors come from the shared top-level priors: section, not from serve:.
+    params.write_text("serve:\n  port: 9001\npriors:\n  enabled: false\n  head_above: 1.1\n")
+    cfg = load_serve_config(params)
+    assert cfg.priors.enabled is False and cfg.priors.head_above == 1.1
+    assert load_serve_config(tmp_path / "missing.yaml").priors.enabled is True
+    params.write_text("serve:\n  priors:\n    enabled: false\n")
+    with pytest.raises(HairsegError, match="top-level priors"):
         load_serve_config(params)
 
 

@@ -113,3 +113,53 @@ def test_bad_train_config_names_the_key(tmp_path: Path) -> None:
         TrainConfig(epochs=0)
     with pytest.raises(HairsegError, match="no 'test' images"):
         load_split(ls.make_dataset(tmp_path, {"train": 1}), "test", 64)
+
+
+def test_pseudo_label_confidence_weights_follow_the_geometry_and_scale_the_loss(
+    tmp_path: Path,
+) -> None:
+    import pandas as pd
+
+    from hairseg import imaging
+    from hairseg.data.manifest import write_manifest
+    from hairseg.train import Split
+
+    # A pseudo-labelled set: its confidence map is 255 on the left half, 0 on the right.
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[:, :20] = 255
+    conf = np.zeros((40, 40), np.uint8)
+    conf[:, :20] = 255
+    imaging.write_png(tmp_path / "images/a.png", rgb)
+    imaging.write_png(tmp_path / "masks/a.png", mask)
+    imaging.write_png(tmp_path / "confidence/a.png", conf)
+    row = {"id": "a", "image_path": "images/a.png", "mask_path": "masks/a.png",
+           "confidence_path": "confidence/a.png", "split": "train", "source": "pseudo",
+           "licence": "test", "width": 40, "height": 40}  # fmt: skip
+    write_manifest(pd.DataFrame([row]), tmp_path)
+    split = load_split(tmp_path, "train", 32)
+    assert split.weights is not None and split.weights[0, :, :14].min() == 255
+    assert split.weights[0, :, 18:].max() == 0
+    # Mixed with a split without confidences: those pixels count fully.
+    mixed = Split.concat(split, Split(["b"], split.images, split.masks))
+    assert mixed.weights is not None and mixed.weights[1].min() == 255
+    # Crops and flips move the weights with the mask: hair (left) stays confident.
+    cfg = AugmentConfig(min_scale=0.5, hflip=1.0)
+    _imgs, msks, wts = augment_batch(
+        split.images, split.masks, 24, cfg, np.random.default_rng(1), split.weights
+    )
+    assert wts.shape == msks.shape == (1, 24, 24)
+    assert np.corrcoef(wts[0].ravel(), msks[0].ravel())[0, 1] > 0.9
+    # Zero-confidence pixels do not count: a wrong logit there costs nothing.
+    target = torch.zeros(1, 1, 4, 4)
+    logits = torch.full((1, 1, 4, 4), -8.0)
+    wrong = logits.clone()
+    wrong[..., 2:] = 8.0
+    weight = torch.ones(1, 1, 4, 4)
+    weight[..., 2:] = 0.0
+    tc = TrainConfig()
+    assert float(_loss(wrong, target, tc, weight)) == pytest.approx(
+        float(_loss(logits, target, tc, weight)), abs=1e-3
+    )
+    assert float(_loss(wrong, target, tc)) > float(_loss(logits, target, tc)) + 1.0

@@ -295,3 +295,113 @@ def sheet(dataset: Path, out: Path, count: int, columns: int) -> None:
     from hairseg.data.sheet import contact_sheet
 
     click.echo(f"wrote {contact_sheet(dataset, out, count=count, columns=columns)}")
+
+
+@data.command("pseudo-label")
+@click.argument("src", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@params_option
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="an ONNX model whose fused masks join the teacher (its disagreements lower confidence)",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="MediaPipe models [params priors.models_dir: .hairseg/models/mediapipe]",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default="train",
+    show_default=True,
+    help="the split every labelled image goes to",
+)
+@click.option(
+    "--reports",
+    "reports_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="reports/pseudo_label_validation",
+    show_default=True,
+    help="the Great Expectations result.json and Data Docs of DEST",
+)
+@click.option("--no-validate", is_flag=True, help="skip the Great Expectations gate on DEST")
+@click.option("--overwrite", is_flag=True, help="replace DEST if it is not empty")
+@click.pass_context
+def pseudo_label(
+    ctx: click.Context,
+    src: Path,
+    dest: Path,
+    params_file: Path,
+    model: Path | None,
+    models_dir: Path | None,
+    split: str,
+    reports_dir: Path,
+    no_validate: bool,
+    overwrite: bool,
+) -> None:
+    """Weak hair labels for the portraits in SRC, written to DEST as a dataset.
+
+    SRC is a folder of photos (or a dataset with a manifest, e.g. datasets/real_portraits_pool).
+    DEST gets images/, masks/, confidence/ (per-pixel, 0-255) and a manifest with
+    source=pseudo and a per-image confidence; non-images, photos without a face and
+    low-confidence labels are skipped with one line each. DEST is then validated with the
+    Great Expectations gate (params validate:, required_splits = the split written).
+    """
+    from contextlib import ExitStack
+
+    from hairseg.config import section
+    from hairseg.data.pseudo_label import PseudoLabelConfig, pseudo_label_folder
+    from hairseg.data.validate import ValidateParams, validate_dataset
+    from hairseg.mediapipe_models import FaceDetector, model_path
+    from hairseg.priors import PriorsConfig
+
+    params = _params(params_file, _explicit(ctx, "params_file"))
+    cfg = section(params, "pseudo_label", PseudoLabelConfig)
+    priors = section(params, "priors", PriorsConfig)
+    if models_dir is not None:
+        priors = dataclasses.replace(priors, models_dir=str(models_dir))
+    if model is not None and not model.is_file():
+        raise HairsegError(f"--model: ONNX file not found: {model}", exit_code=EXIT_USAGE)
+    result = pseudo_label_folder(
+        src,
+        dest,
+        cfg,
+        priors=priors,
+        model=model,
+        overwrite=overwrite,
+        split=split,
+        on_skip=lambda item: _notice(item.line()),
+    )
+    click.echo(
+        f"pseudo-labelled {result.n_labelled} image(s) into {result.path} "
+        f"(mean confidence {result.mean_confidence:.2f}); skipped {len(result.skipped)}"
+    )
+    if no_validate:
+        return
+    vparams = dataclasses.replace(
+        section(params, "validate", ValidateParams), required_splits=(split,)
+    )
+    with ExitStack() as stack:
+        detector = model_path("face_detector", priors.models_dir)
+        counter = (
+            stack.enter_context(FaceDetector(detector, min_confidence=vparams.face_min_confidence))
+            if detector is not None
+            else None
+        )
+        report = validate_dataset(dest, vparams, reports_dir=reports_dir, face_counter=counter)
+    if not report.success:
+        for failure in report.failures:
+            click.echo(f"  FAILED {failure.line()}", err=True)
+        raise HairsegError(
+            f"pseudo-labelled dataset {dest} failed {len(report.failures)} of "
+            f"{report.n_expectations} checks ({', '.join(sorted({f.check for f in report.failures}))}); "
+            f"see {report.result_json}"
+        )
+    click.echo(
+        f"dataset {dest} passed {report.n_expectations} checks on {report.n_images} images; "
+        f"Data Docs: {report.data_docs}"
+    )
