@@ -112,6 +112,7 @@ def evaluate_model(
     eval_slices: Input[Dataset],
     onnx_model: Input[Model],
     evaluate_params: dict,
+    priors_params: dict,
     mlflow_tracking_uri: str,
     eval_metrics: Output[Metrics],
     evaluation: Output[Artifact],
@@ -132,7 +133,9 @@ def evaluate_model(
 
     out = Path(evaluation.path)
     with workdir() as work:
-        params = write_params(work / "params.yaml", {"evaluate": evaluate_params})
+        params = write_params(
+            work / "params.yaml", {"evaluate": evaluate_params, "priors": priors_params}
+        )
         hairseg_cli(
             "evaluate", "--data", dataset.path, "--model-dir", onnx_model.path,
             "--metrics", out / "evaluate.json", "--plots-dir", out / "plots",

@@ -442,6 +442,7 @@ def real_photo_report(
     gallery_dir: Path | None = None,
     *,
     gallery_model: str = "candidate",
+    priors: PriorsConfig | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """Score each ONNX model of ``models`` (name -> path) on ``cfg.real_photos``.
 
@@ -459,7 +460,10 @@ def real_photo_report(
     except HairsegError as exc:
         return None, f"unavailable: {exc}"
     report: dict[str, Any] = {}
-    evals = {name: evaluate_real_photos(name, path, real, cfg) for name, path in models.items()}
+    evals = {
+        name: evaluate_real_photos(name, path, real, cfg, priors=priors)
+        for name, path in models.items()
+    }
     for name, ev in evals.items():
         report[name] = ev.summary()
     shown = evals[gallery_model]

@@ -327,14 +327,22 @@ def evaluate(
     from hairseg.config import section
     from hairseg.evaluate import EvaluateConfig, evaluate_onnx, load_test_set, real_photo_report
     from hairseg.model_card import gallery_rows, render_gallery
+    from hairseg.priors import PriorsConfig
     from hairseg.quantize import FP32_FILE, INT8_FILE
 
-    cfg = section(_params(params_path), "evaluate", EvaluateConfig)
+    params = _params(params_path)
+    cfg = section(params, "evaluate", EvaluateConfig)
+    # The real-photo priors, fused exactly as serving fuses them (params.yaml priors:).
+    priors = section(params, "priors", PriorsConfig)
     selected = _read_json(model_dir / "selected.json", "run `hairseg quantize` first")
     test = load_test_set(data_dir, cfg.split)
-    evals = {"fp32": evaluate_onnx("fp32", model_dir / FP32_FILE, test, cfg)}
+    evals = {"fp32": evaluate_onnx("fp32", model_dir / FP32_FILE, test, cfg, priors=priors)}
     if (model_dir / INT8_FILE).is_file():
-        evals["int8"] = evaluate_onnx("int8", model_dir / INT8_FILE, test, cfg)
+        evals["int8"] = evaluate_onnx("int8", model_dir / INT8_FILE, test, cfg, priors=priors)
+    if priors.enabled:  # what the fusion costs or buys on the synthetic split
+        evals["candidate_no_priors"] = evaluate_onnx(
+            "candidate_no_priors", model_dir / selected["file"], test, cfg
+        )
     notes: dict[str, str] = {}
     champion_info: dict[str, Any] = {"available": False}
     real_models = {"candidate": model_dir / selected["file"]}
@@ -349,7 +357,7 @@ def evaluate(
                 Path(".hairseg/cache/registry"),
                 uri,
             )
-            evals["champion"] = evaluate_onnx("champion", path, test, cfg)
+            evals["champion"] = evaluate_onnx("champion", path, test, cfg, priors=priors)
             champion_info = {"available": True, "version": info.version}
             real_models["champion"] = path
     else:
@@ -365,7 +373,9 @@ def evaluate(
         for e in evals.values():
             e.per_image = attach_feature_slices(e.per_image, feature_slices)
 
-    real_report, notes["real_photos"] = real_photo_report(cfg, real_models, gallery_dir)
+    real_report, notes["real_photos"] = real_photo_report(
+        cfg, real_models, gallery_dir, priors=priors
+    )
 
     shipped = selected["variant"]
     candidate = evals[shipped]
