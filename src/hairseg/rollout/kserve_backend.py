@@ -404,22 +404,29 @@ class KServeBackend:
         sample = self.sample()
         if not sample:
             return 0, None, {"mirror": "no dataset to mirror"}
-        canary = PredictorClient(urls["latest"], self.cfg.model_name)
-        stable = PredictorClient(urls["prev"], self.cfg.model_name)
+        return self._compare_masks(sample, "latest", "prev", urls)
+
+    def _compare_masks(
+        self, sample: list[Any], canary_role: str, stable_role: str, urls: dict[str, Any]
+    ) -> tuple[int, float | None, dict[str, Any]]:
+        """Send ``cfg.mirror_requests`` sample images to both URLs and compare the masks:
+        (compared, mean 1 - IoU or None, details with failures per role and the URLs)."""
+        canary = PredictorClient(urls[canary_role], self.cfg.model_name)
+        stable = PredictorClient(urls[stable_role], self.cfg.model_name)
         scores: list[float] = []
-        failures = {"latest": 0, "prev": 0}
+        failures = {canary_role: 0, stable_role: 0}
         try:
             for i in range(self.cfg.mirror_requests):
                 image = sample[i % len(sample)]
                 try:
                     a, _ = canary.predict_mask(image.data)
                 except PredictError:
-                    failures["latest"] += 1
+                    failures[canary_role] += 1
                     continue
                 try:
                     b, _ = stable.predict_mask(image.data)
                 except PredictError:
-                    failures["prev"] += 1
+                    failures[stable_role] += 1
                     continue
                 scores.append(mask_disagreement(a, b))
         finally:
@@ -735,29 +742,7 @@ class KServeStandardBackend(KServeBackend):
             "canary": self._service_url(canary_service),
             "stable": self._service_url(stable_service),
         }
-        canary = PredictorClient(urls["canary"], self.cfg.model_name)
-        stable = PredictorClient(urls["stable"], self.cfg.model_name)
-        scores: list[float] = []
-        failures = {"canary": 0, "stable": 0}
-        try:
-            for i in range(self.cfg.mirror_requests):
-                image = sample[i % len(sample)]
-                try:
-                    a, _ = canary.predict_mask(image.data)
-                except PredictError:
-                    failures["canary"] += 1
-                    continue
-                try:
-                    b, _ = stable.predict_mask(image.data)
-                except PredictError:
-                    failures["stable"] += 1
-                    continue
-                scores.append(mask_disagreement(a, b))
-        finally:
-            canary.close()
-            stable.close()
-        details = {"mirror_failures": failures, "mirror_urls": urls}
-        return len(scores), (float(np.mean(scores)) if scores else None), details
+        return self._compare_masks(sample, "canary", "stable", urls)
 
     def _wait_standard(
         self,
