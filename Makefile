@@ -36,7 +36,10 @@ export FEAST_USAGE := False
 export KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist, one test file per worker at a time: module fixtures stay
+# in one process). Much of the suite waits on servers, subprocesses and polls, so two workers
+# overlap that waiting on two cores. PYTEST_ARGS= (empty) runs it serially.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help run test lint lock venv clean
 help:  ## list targets
