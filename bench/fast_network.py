@@ -25,7 +25,6 @@ import collections
 import json
 import os
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from model_latency import _calibration, _session, emit, report_header  # bench/ 
 
 from hairseg.config import load_params, section
 from hairseg.model import LRASPPMobileNetV3Fast, ModelConfig, build_model, count_flops
-from hairseg.quantize import QuantizeConfig, export_onnx, quantize_int8
+from hairseg.quantize import QuantizeConfig, export_onnx, quantize_int8, time_models
 
 BASELINE = "lraspp_mnv3_small"
 FAST = "lraspp_mnv3_fast"
@@ -62,21 +61,14 @@ ABLATION = [
     ),
 ]
 
-
-def time_interleaved(
-    paths: dict[str, Path], size: int, threads: int, repeats: int, warmup: int
-) -> dict[str, float]:
-    """Median ms per model, batch 1, every timed run going through all models in turn."""
-    sessions = {name: _session(p, threads) for name, p in paths.items()}
-    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for k in range(warmup + repeats):
-        for name, sess in sessions.items():
-            t0 = time.perf_counter()
-            sess.run(None, {"image": x})
-            if k >= warmup:
-                times[name].append((time.perf_counter() - t0) * 1000)
-    return {name: float(np.median(v)) for name, v in times.items()}
+# --int8-sweep: quantization settings tried on both networks (overrides of params' quantize:).
+INT8_SWEEP = {
+    "qdq per-tensor": dict(per_channel=False),
+    "qdq u8u8": dict(weight_type="uint8"),
+    "qdq s8s8": dict(activation_type="int8"),
+    "qoperator": dict(format="qoperator"),
+    "qdq Conv only": dict(op_types=("Conv",)),
+}
 
 
 def profile_ops(path: Path, size: int, threads: int, runs: int, tmp: Path) -> list[tuple]:
@@ -108,6 +100,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calibration", type=int, default=32)
     parser.add_argument("--ablation", action="store_true", help="also time each change alone")
+    parser.add_argument("--int8-sweep", action="store_true", help="also other int8 settings")
     parser.add_argument("--profile", action="store_true", help="print ORT per-op profiles")
     parser.add_argument("--profile-runs", type=int, default=30)
     parser.add_argument("--write", type=Path, default=None, help="append the tables to this file")
@@ -140,10 +133,17 @@ def main() -> None:
             quantize_int8(fp32, int8, cal, args.size, qcfg)
             paths[f"{label} | fp32"] = fp32
             paths[f"{label} | int8"] = int8
+            if args.int8_sweep and label in (BASELINE, FAST):
+                for name, overrides in INT8_SWEEP.items():
+                    path = tmp / f"v{i}.{len(paths)}.onnx"
+                    quantize_int8(fp32, path, cal, args.size, replace(qcfg, **overrides))
+                    paths[f"{label} | int8 {name}"] = path
         ref = f"{BASELINE} | fp32"
         rounds = []
         for r in range(args.rounds):
-            ms = time_interleaved(paths, args.size, args.threads, args.repeats, args.warmup)
+            ms = time_models(
+                paths, args.size, repeats=args.repeats, threads=args.threads, warmup=args.warmup
+            )
             rounds.append(ms)
             print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()))
         profiles = {}
@@ -163,7 +163,9 @@ def main() -> None:
         *report_header("Fast network vs LR-ASPP"),
         f"{os.cpu_count()} logical CPUs (shared), {args.size}², batch 1, {args.threads} ORT "
         f"thread(s), untrained weights, int8 = `quantize_int8` with params.yaml `quantize:` "
-        f"({'per-channel' if qcfg.per_channel else 'per-tensor'}); {args.rounds} round(s) of "
+        f"({qcfg.format}, {'per-channel' if qcfg.per_channel else 'per-tensor'}, activations "
+        f"{qcfg.activation_type}, weights {qcfg.weight_type}; `int8 <name>`: --int8-sweep's "
+        "overrides of it); {args.rounds} round(s) of "
         f"{args.repeats} interleaved runs per model (median). Load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Ratio = LR-ASPP fp32 ms / "
         "this ms in the same round (higher is faster); the ms are inflated by the shared "
