@@ -42,24 +42,30 @@ BASELINE = "lraspp_mnv3_small"
 FAST = "lraspp_mnv3_fast"
 
 # Cumulative steps from LR-ASPP to the fast network: (label, LRASPPMobileNetV3Fast kwargs).
-ABLATION = [
-    (
-        "+ classify before upsample, static resize",
-        dict(relu_only=False, squeeze_excite=True, reduced_tail=False, dilated=True),
-    ),
-    (
-        "+ ReLU instead of HardSwish",
-        dict(relu_only=True, squeeze_excite=True, reduced_tail=False, dilated=True),
-    ),
-    (
-        "+ no squeeze-excite",
-        dict(relu_only=True, squeeze_excite=False, reduced_tail=False, dilated=True),
-    ),
-    (
-        "+ last stage halved (reduced tail)",
-        dict(relu_only=True, squeeze_excite=False, reduced_tail=True, dilated=True),
-    ),
+_LRASPP = dict(
+    relu_only=False,
+    squeeze_excite=True,
+    reduced_tail=False,
+    dilated=True,
+    detail=False,
+    decoder=0,
+    end_nchwc=False,
+)
+_STEPS = [
+    ("+ classify before upsample, static resizes", {}),
+    ("+ ReLU instead of HardSwish", dict(relu_only=True)),
+    ("+ no squeeze-excite", dict(squeeze_excite=False)),
+    ("+ last stage halved (reduced tail)", dict(reduced_tail=True)),
+    ("+ last stage at stride 32 (not dilated)", dict(dilated=False)),
+    ("+ stride-4 edge classifier", dict(detail=True)),
+    ("+ stride-8 decoder (32 ch)", dict(decoder=32)),
 ]
+ABLATION = []
+for _label, _change in _STEPS:
+    _LRASPP = {**_LRASPP, **_change}
+    ABLATION.append((_label, dict(_LRASPP)))
+# The last step (+ NCHWc ended before the last Resize) is lraspp_mnv3_fast itself.
+
 
 # --int8-sweep: quantization settings tried on both networks (overrides of params' quantize:).
 INT8_SWEEP = {
@@ -72,21 +78,26 @@ INT8_SWEEP = {
 
 
 def profile_ops(path: Path, size: int, threads: int, runs: int, tmp: Path) -> list[tuple]:
-    """ORT profile: (op type, ms per run, share, nodes) sorted by time, kernel time only."""
+    """ORT profile, kernel time only: (op type, ms, share, nodes) sorted by time, where ms
+    sums each node's *fastest* run of ``runs`` (on a loaded machine a preempted run inflates
+    a mean; a node's minimum is its cost when it had the core)."""
     sess = _session(path, threads, profile_prefix=str(tmp / f"prof_{path.stem}"))
     x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     for _ in range(runs):
         sess.run(None, {"image": x})
     events = json.loads(Path(sess.end_profiling()).read_text())
-    dur: collections.Counter = collections.Counter()
-    nodes: dict[str, set] = collections.defaultdict(set)
+    fastest: dict[tuple[str, str], float] = {}
     for ev in events:
         if ev.get("cat") == "Node" and ev["name"].endswith("_kernel_time"):
-            op = ev["args"]["op_name"]
-            dur[op] += ev["dur"]
-            nodes[op].add(ev["name"])
+            key = (ev["args"]["op_name"], ev["name"])
+            fastest[key] = min(fastest.get(key, float("inf")), ev["dur"])
+    dur: collections.Counter = collections.Counter()
+    nodes: collections.Counter = collections.Counter()
+    for (op, _name), us in fastest.items():
+        dur[op] += us
+        nodes[op] += 1
     total = sum(dur.values()) or 1
-    return [(op, d / runs / 1000, d / total, len(nodes[op])) for op, d in dur.most_common()]
+    return [(op, d / 1000, d / total, nodes[op]) for op, d in dur.most_common()]
 
 
 def main() -> None:
@@ -148,15 +159,10 @@ def main() -> None:
             print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()))
         profiles = {}
         if args.profile:
-            for key in (
-                f"{BASELINE} | fp32",
-                f"{BASELINE} | int8",
-                f"{FAST} | fp32",
-                f"{FAST} | int8",
-            ):
-                profiles[key] = profile_ops(
-                    paths[key], args.size, args.threads, args.profile_runs, tmp
-                )
+            for key, path in paths.items():
+                profiles[key] = profile_ops(path, args.size, args.threads, args.profile_runs, tmp)
+    floor = {key: sum(r[1] for r in rows) for key, rows in profiles.items()}
+    detailed = [f"{BASELINE} | fp32", f"{BASELINE} | int8", f"{FAST} | fp32", f"{FAST} | int8"]
     load_after = os.getloadavg()
 
     lines = [
@@ -165,31 +171,36 @@ def main() -> None:
         f"thread(s), untrained weights, int8 = `quantize_int8` with params.yaml `quantize:` "
         f"({qcfg.format}, {'per-channel' if qcfg.per_channel else 'per-tensor'}, activations "
         f"{qcfg.activation_type}, weights {qcfg.weight_type}; `int8 <name>`: --int8-sweep's "
-        "overrides of it); {args.rounds} round(s) of "
+        f"overrides of it); {args.rounds} round(s) of "
         f"{args.repeats} interleaved runs per model (median). Load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Ratio = LR-ASPP fp32 ms / "
         "this ms in the same round (higher is faster); the ms are inflated by the shared "
-        "machine, the ratios are what compare.",
+        "machine, the ratios are what compare. With --profile, *kernel floor*: the sum over "
+        "nodes of each node's fastest kernel time in the ORT profile (what a run costs when "
+        "no other job takes the core), and its ratio.",
         "",
         "| network | GFLOP | variant | "
         + " | ".join(f"round {r + 1} ms (×)" for r in range(len(rounds)))
-        + " | median × |",
-        "|---|---|---|" + "---|" * len(rounds) + "---|",
+        + " | median × |"
+        + (" kernel floor ms (×) |" if floor else ""),
+        "|---|---|---|" + "---|" * len(rounds) + "---|" + ("---|" if floor else ""),
     ]
     for key in paths:
         label, variant = key.split(" | ")
         ratios = [ms[ref] / ms[key] for ms in rounds]
         cells = " | ".join(f"{ms[key]:.2f} ({ms[ref] / ms[key]:.2f}×)" for ms in rounds)
-        lines.append(
-            f"| {label} | {gflops[label]:.3f} | {variant} | {cells} | {np.median(ratios):.2f}× |"
-        )
-    for key, rows in profiles.items():
-        total = sum(r[1] for r in rows)
+        row = f"| {label} | {gflops[label]:.3f} | {variant} | {cells} | {np.median(ratios):.2f}× |"
+        if floor:
+            row += f" {floor[key]:.2f} ({floor[ref] / floor[key]:.2f}×) |"
+        lines.append(row)
+    for key in detailed if profiles else []:
+        rows, total = profiles[key], floor[key]
         lines += [
             "",
-            f"ORT per-op profile, {key} ({args.profile_runs} runs, kernel time {total:.2f} ms/run):",
+            f"ORT per-op profile, {key}: kernel time {total:.2f} ms (each node's fastest of "
+            f"{args.profile_runs} runs, summed):",
             "",
-            "| op | ms/run | share | nodes |",
+            "| op | ms | share | nodes |",
             "|---|---|---|---|",
         ]
         lines += [f"| {op} | {ms:.2f} | {share:.1%} | {n} |" for op, ms, share, n in rows[:12]]

@@ -275,6 +275,7 @@ class LRASPPMobileNetV3Fast(LRASPPMobileNetV3Small):
         static_resize: bool = True,
         detail: bool = True,
         decoder: int = 32,
+        end_nchwc: bool = True,
     ) -> None:
         backbone = MobileNetV3SmallBackbone(
             cfg.width_mult,
@@ -291,6 +292,7 @@ class LRASPPMobileNetV3Fast(LRASPPMobileNetV3Small):
         self.detail_classifier = (
             nn.Conv2d(_divisible(16 * cfg.width_mult), 1, 1) if detail else None
         )
+        self.end_nchwc = end_nchwc
         self.decoder: nn.Module | None = None
         if decoder:
             # The deep features go up as `decoder` channels (not 1), meet a 1x1 projection of
@@ -328,12 +330,11 @@ class LRASPPMobileNetV3Fast(LRASPPMobileNetV3Small):
         y = self._up(y, 2, fine) + self.detail_classifier(fine)
         return self._up(self._plain(y), 4, x)
 
-    @staticmethod
-    def _plain(y: torch.Tensor) -> torch.Tensor:
+    def _plain(self, y: torch.Tensor) -> torch.Tensor:
         """A no-op (Squeeze + Unsqueeze of the one channel) that ends ORT's NCHWc layout
-        before the last Resize: otherwise the 1-channel map is upsampled padded to a block of
-        16 channels (0.3 ms of 2 ms at 256² in the per-op profile)."""
-        return y.squeeze(1).unsqueeze(1)
+        before the last Resize (``end_nchwc``): otherwise the 1-channel map is upsampled
+        padded to a block of 16 channels (0.3 ms of 2 ms at 256² in the per-op profile)."""
+        return y.squeeze(1).unsqueeze(1) if self.end_nchwc else y
 
 
 class UNetSmall(nn.Module):
