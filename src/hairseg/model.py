@@ -2,13 +2,16 @@
 
 - ``lraspp_mnv3_small`` (default): a MobileNetV3-Small backbone (Howard et al. 2019) with
   a dilated last stage (output stride 16) and the Lite R-ASPP head from the same paper;
+- ``lraspp_mnv3_fast``: the same table and head reshaped for ONNX Runtime on a CPU (ReLU,
+  no squeeze-excite, a halved stride-32 tail, a stride-8 decoder, a stride-4 edge
+  classifier): 2x+ faster in fp32 (docs/BENCHMARKS.md "A faster network");
 - ``unet_small``: a compact U-Net, a simple baseline that needs no depthwise kernels.
 
 Every network maps a normalised ``(N, 3, S, S)`` batch (:func:`hairseg.imaging.preprocess`)
 to hair logits ``(N, 1, S, S)`` *at the input resolution* (bilinear upsampling happens
 inside ``forward``), which is the ONNX artifact contract (see :mod:`hairseg.inference`).
 Only export-friendly ops are used (conv, BN, ReLU, hardswish, hardsigmoid, global average
-pooling, bilinear resize), all available at ONNX opset 17.
+pooling, bilinear resize, squeeze/unsqueeze), all available at ONNX opset 17.
 """
 
 from __future__ import annotations
