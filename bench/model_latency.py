@@ -43,14 +43,40 @@ def _calibration(size: int, data: Path, n: int) -> np.ndarray:
     return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, profile_prefix: str | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    if profile_prefix:  # ORT's per-node JSON profile (bench/fast_network.py --profile)
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def report_header(title: str) -> list[str]:
+    """A dated Markdown heading and the exact command line (for --write)."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        "",
+        f"### {title} ({when})",
+        "",
+        "```bash",
+        ".venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "```",
+        "",
+    ]
+
+
+def emit(lines: list[str], write: Path | None) -> None:
+    """Print the report and append it to ``write`` (when given)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write:
+        with write.open("a") as fh:
+            fh.write(text)
 
 
 def _print(row: tuple) -> None:
@@ -115,15 +141,8 @@ def main() -> None:
                 del sess
     load_after = os.getloadavg()
 
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "",
-        f"### Model latency ({when})",
-        "",
-        "```bash",
-        ".venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "```",
-        "",
+        *report_header("Model latency"),
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
         f"{args.threads} threads (torch intra-op / ORT intra_op_num_threads), {source}, "
         f"{args.repeats} timed runs after {args.warmup} warm-up. Load average (1 min) "
@@ -137,11 +156,7 @@ def main() -> None:
         lines.append(
             f"| {name} | {size}² | {batch_size} | {p50:.2f} | {p95:.2f} | {p50 / batch_size:.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        with args.write.open("a") as fh:
-            fh.write(text)
+    emit(lines, args.write)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 - ``lraspp_mnv3_small`` (default): a MobileNetV3-Small backbone (Howard et al. 2019) with
   a dilated last stage (output stride 16) and the Lite R-ASPP head from the same paper;
+- ``lraspp_mnv3_fast``: the same table and head reshaped for ONNX Runtime on a CPU (ReLU,
+  no squeeze-excite, a halved stride-32 tail, a stride-8 decoder, a stride-4 edge
+  classifier): 2x+ faster in fp32 (docs/BENCHMARKS.md "A faster network");
 - ``unet_small``: a compact U-Net, a simple baseline that needs no depthwise kernels.
 
 Every network maps a normalised ``(N, 3, S, S)`` batch (:func:`hairseg.imaging.preprocess`)
 to hair logits ``(N, 1, S, S)`` *at the input resolution* (bilinear upsampling happens
 inside ``forward``), which is the ONNX artifact contract (see :mod:`hairseg.inference`).
 Only export-friendly ops are used (conv, BN, ReLU, hardswish, hardsigmoid, global average
-pooling, bilinear resize), all available at ONNX opset 17.
+pooling, bilinear resize, squeeze/unsqueeze), all available at ONNX opset 17.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from hairseg.errors import EXIT_USAGE, HairsegError
 
 __all__ = [
     "MODELS",
+    "LRASPPMobileNetV3Fast",
     "LRASPPMobileNetV3Small",
     "ModelConfig",
     "UNetSmall",
@@ -38,7 +42,7 @@ __all__ = [
     "save_model",
 ]
 
-Arch = Literal["lraspp_mnv3_small", "unet_small"]
+Arch = Literal["lraspp_mnv3_small", "lraspp_mnv3_fast", "unet_small"]
 
 
 @dataclass(frozen=True)
@@ -168,11 +172,22 @@ _MNV3_SMALL = [
 class MobileNetV3SmallBackbone(nn.Module):
     """MobileNetV3-Small features: ``low`` at stride 8 and ``high`` at stride 16 (or 32)."""
 
-    def __init__(self, width_mult: float = 1.0, reduced_tail: bool = False, dilated: bool = True):
+    def __init__(
+        self,
+        width_mult: float = 1.0,
+        reduced_tail: bool = False,
+        dilated: bool = True,
+        *,
+        relu_only: bool = False,
+        squeeze_excite: bool = True,
+    ) -> None:
         super().__init__()
-        acts: dict[str, Callable[[], nn.Module]] = {"RE": nn.ReLU, "HS": nn.Hardswish}
+        # relu_only / squeeze_excite=False: the ORT-friendly variant (lraspp_mnv3_fast); the
+        # defaults keep lraspp_mnv3_small's modules (and so its state-dict keys) unchanged.
+        hswish = nn.ReLU if relu_only else nn.Hardswish
+        acts: dict[str, Callable[[], nn.Module]] = {"RE": nn.ReLU, "HS": hswish}
         stem = _divisible(16 * width_mult)
-        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, stride=2, act=nn.Hardswish)]
+        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, stride=2, act=hswish)]
         in_ch = stem
         self.low_index = 3  # output of layers[:4] (stem + 3 blocks) is at stride 8
         for i, (k, exp, out, se, act, stride) in enumerate(_MNV3_SMALL):
@@ -182,11 +197,13 @@ class MobileNetV3SmallBackbone(nn.Module):
             out_ch = _divisible(out * width_mult / div)
             dilation = 2 if (dilated and last_stage) else 1
             layers.append(
-                InvertedResidual(in_ch, k, exp_ch, out_ch, se, acts[act], stride, dilation)
+                InvertedResidual(
+                    in_ch, k, exp_ch, out_ch, se and squeeze_excite, acts[act], stride, dilation
+                )
             )
             in_ch = out_ch
         self.last_ch = 6 * in_ch
-        layers.append(ConvBNAct(in_ch, self.last_ch, 1, act=nn.Hardswish))
+        layers.append(ConvBNAct(in_ch, self.last_ch, 1, act=hswish))
         self.layers = nn.Sequential(*layers)
         self.low_ch = _divisible(24 * width_mult)
 
@@ -199,9 +216,11 @@ class MobileNetV3SmallBackbone(nn.Module):
 class LRASPPMobileNetV3Small(nn.Module):
     """Lite R-ASPP: a cheap global-context gate on the deep features plus a low-level skip."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, backbone: MobileNetV3SmallBackbone | None = None) -> None:
         super().__init__()
-        self.backbone = MobileNetV3SmallBackbone(cfg.width_mult, cfg.reduced_tail, cfg.dilated)
+        self.backbone = backbone or MobileNetV3SmallBackbone(
+            cfg.width_mult, cfg.reduced_tail, cfg.dilated
+        )
         high_ch, inner = self.backbone.last_ch, cfg.head_channels
         self.cbr = ConvBNAct(high_ch, inner, 1)
         self.scale = nn.Sequential(
@@ -216,6 +235,109 @@ class LRASPPMobileNetV3Small(nn.Module):
         y = F.interpolate(y, size=low.shape[-2:], mode="bilinear", align_corners=False)
         y = self.low_classifier(low) + self.high_classifier(y)
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class LRASPPMobileNetV3Fast(LRASPPMobileNetV3Small):
+    """LR-ASPP on MobileNetV3-Small, reshaped for ONNX Runtime on a CPU (``lraspp_mnv3_fast``).
+
+    The same backbone table and head as :class:`LRASPPMobileNetV3Small`, with the changes the
+    per-op ORT profile asked for (docs/BENCHMARKS.md "A faster network", ``bench/fast_network.py``):
+
+    - ``classify_first``: the 1x1 ``high_classifier`` runs *before* the upsampling, so the
+      Resize moves 1 channel instead of ``head_channels`` (exact: a 1x1 conv commutes with
+      bilinear interpolation, whose weights sum to one);
+    - ``static_resize``: resizes by constant scale factors, so the graph has no
+      Shape/Gather/Concat chain computing output sizes at run time;
+    - ``relu_only``: ReLU instead of HardSwish (HardSwish is HardSigmoid + Mul in ORT, and the
+      int8 graph runs HardSigmoid in float between a Dequantize and a Quantize);
+    - ``squeeze_excite=False``: no SE blocks (each is a GlobalAveragePool, two convs, a
+      HardSigmoid and a Mul, none of them fused; in int8 the worst-quantized pattern);
+    - ``reduced_tail`` / ``dilated``: the last stage's channels halved, and at output stride
+      32 instead of a dilated 16 (the deep stage was a third of the fp32 time);
+    - ``decoder``: the price of the coarser semantic path is paid back at stride 8: the deep
+      features go up as ``decoder`` channels, are added to a 1x1 projection of the stride-8
+      features, and a depthwise-separable conv (ReLU, dw 3x3, 1x1) gives the logit
+      (0: LR-ASPP's two linear classifiers);
+    - ``detail``: a light edge branch: one more 1x1 classifier on the stride-4 features,
+      added after a 2x upsampling, so the final 4x upsampling starts from a finer map.
+
+    ``model.width_mult`` and ``model.head_channels`` apply; ``model.reduced_tail`` and
+    ``model.dilated`` are lraspp_mnv3_small's and are not read here (the keyword arguments
+    are the ablation knobs of the benchmark).
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        *,
+        relu_only: bool = True,
+        squeeze_excite: bool = False,
+        reduced_tail: bool = True,
+        dilated: bool = False,
+        classify_first: bool = True,
+        static_resize: bool = True,
+        detail: bool = True,
+        decoder: int = 32,
+        end_nchwc: bool = True,
+    ) -> None:
+        backbone = MobileNetV3SmallBackbone(
+            cfg.width_mult,
+            reduced_tail,
+            dilated,
+            relu_only=relu_only,
+            squeeze_excite=squeeze_excite,
+        )
+        super().__init__(cfg, backbone)
+        self.classify_first = classify_first
+        self.static_resize = static_resize
+        self.high_stride = 16 if dilated else 32
+        # Stride-4 features: the output of the stem + first bottleneck (16 x width channels).
+        self.detail_classifier = (
+            nn.Conv2d(_divisible(16 * cfg.width_mult), 1, 1) if detail else None
+        )
+        self.end_nchwc = end_nchwc
+        self.decoder: nn.Module | None = None
+        if decoder:
+            # The deep features go up as `decoder` channels (not 1), meet a 1x1 projection of
+            # the stride-8 features, and a depthwise-separable conv decides the boundary.
+            self.high_classifier = nn.Conv2d(cfg.head_channels, decoder, 1)
+            self.low_classifier = ConvBNAct(self.backbone.low_ch, decoder, 1, act=None)
+            self.decoder = nn.Sequential(
+                nn.ReLU(),
+                ConvBNAct(decoder, decoder, 3, groups=decoder),
+                ConvBNAct(decoder, decoder, 1),
+                nn.Conv2d(decoder, 1, 1),
+            )
+
+    def _up(self, y: torch.Tensor, factor: int, like: torch.Tensor) -> torch.Tensor:
+        if self.static_resize:
+            return F.interpolate(y, scale_factor=factor, mode="bilinear", align_corners=False)
+        return F.interpolate(y, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = self.backbone.layers
+        fine = layers[:2](x)  # stride 4
+        low = layers[2 : self.backbone.low_index + 1](fine)  # stride 8
+        high = layers[self.backbone.low_index + 1 :](low)
+        y = self.cbr(high) * self.scale(high)
+        factor = self.high_stride // 8
+        if self.classify_first:
+            y = self._up(self.high_classifier(y), factor, low)
+        else:
+            y = self.high_classifier(self._up(y, factor, low))
+        y = self.low_classifier(low) + y
+        if self.decoder is not None:
+            y = self.decoder(y)
+        if self.detail_classifier is None:
+            return self._up(self._plain(y), 8, x)
+        y = self._up(y, 2, fine) + self.detail_classifier(fine)
+        return self._up(self._plain(y), 4, x)
+
+    def _plain(self, y: torch.Tensor) -> torch.Tensor:
+        """A no-op (Squeeze + Unsqueeze of the one channel) that ends ORT's NCHWc layout
+        before the last Resize (``end_nchwc``): otherwise the 1-channel map is upsampled
+        padded to a block of 16 channels (0.3 ms of 2 ms at 256² in the per-op profile)."""
+        return y.squeeze(1).unsqueeze(1) if self.end_nchwc else y
 
 
 class UNetSmall(nn.Module):
@@ -249,6 +371,7 @@ class UNetSmall(nn.Module):
 
 MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "lraspp_mnv3_small": LRASPPMobileNetV3Small,
+    "lraspp_mnv3_fast": LRASPPMobileNetV3Fast,
     "unet_small": UNetSmall,
 }
 

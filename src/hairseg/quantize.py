@@ -60,6 +60,17 @@ class QuantizeConfig:
     calibration_images: int = 64  # from the train split
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     per_channel: bool = True
+    # QDQ: QuantizeLinear/DequantizeLinear pairs that ORT fuses into QLinear* kernels at load;
+    # qoperator: the QLinear* ops written into the file (docs/BENCHMARKS.md "int8").
+    format: Literal["qdq", "qoperator"] = "qdq"
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    op_types: tuple[str, ...] = ()  # quantize only these op types (empty = all ORT can)
+    exclude_op_types: tuple[str, ...] = ()  # ... and never these (they stay float)
+    # Convs kept float: "stem" (the conv on the 3-channel input: int8 im2col with K = 27 ran
+    # 2.7x slower than fp32) and/or "depthwise" (MLAS's int8 depthwise kernels were slower
+    # than its fp32 NCHWc ones); docs/BENCHMARKS.md "int8".
+    float_convs: tuple[Literal["stem", "depthwise"], ...] = ()
     pre_process: bool = True  # ORT quant_pre_process (shape inference + optimisation) first
     max_iou_drop: float = 0.01  # int8 ships only within this validation-IoU drop of fp32
     threshold: float = 0.5
@@ -189,7 +200,9 @@ def quantize_int8(
     size: int,
     cfg: QuantizeConfig,
 ) -> None:
-    """Static QDQ int8 quantization (per-channel int8 weights, uint8 activations)."""
+    """Static int8 quantization: ``cfg.format`` (QDQ or QOperator), ``cfg.per_channel``
+    weights of ``cfg.weight_type``, activations of ``cfg.activation_type``, the op types of
+    ``cfg.op_types`` (all when empty) less ``cfg.exclude_op_types``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -213,14 +226,18 @@ def quantize_int8(
             source = Path(tmp_dir) / "pre.onnx"
             quant_pre_process(str(fp32_path), str(source), skip_symbolic_shape=True)
         out = Path(tmp_dir) / "int8.onnx"
+        types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+        nodes_to_exclude = _float_nodes(source, cfg) or None
         quantize_static(
             str(source),
             str(out),
             Reader(calibration, size),
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
             per_channel=cfg.per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            activation_type=types[cfg.activation_type],
+            weight_type=types[cfg.weight_type],
+            op_types_to_quantize=list(cfg.op_types) or None,
+            nodes_to_exclude=nodes_to_exclude,
             calibrate_method=methods[cfg.calibrate_method],
             extra_options={"CalibTensorRangeSymmetric": False},
         )
@@ -229,6 +246,26 @@ def quantize_int8(
         meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
         set_metadata(out, {**meta, "hairseg.variant": "int8"})
         shutil.move(str(out), int8_path)
+
+
+def _float_nodes(model_path: Path, cfg: QuantizeConfig) -> list[str]:
+    """Names of the nodes that ``cfg.exclude_op_types`` and ``cfg.float_convs`` keep float."""
+    if not cfg.exclude_op_types and not cfg.float_convs:
+        return []
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    inputs = {i.name for i in graph.input}
+    names = []
+    for node in graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if (
+            node.op_type in cfg.exclude_op_types
+            or (node.op_type == "Conv" and "stem" in cfg.float_convs and node.input[0] in inputs)
+            or (node.op_type == "Conv" and "depthwise" in cfg.float_convs and group > 1)
+        ):
+            names.append(node.name)
+    return names
 
 
 def mean_iou(model_path: Path, images: np.ndarray, masks: np.ndarray, cfg: QuantizeConfig) -> float:

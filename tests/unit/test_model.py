@@ -79,3 +79,35 @@ def test_onnx_export_matches_pytorch(tmp_path: Path, arch: str) -> None:
     got = seg.logits(x.numpy())
     assert got.shape == (3, 1, 64, 64)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_fast_network_classify_first_is_exact() -> None:
+    """The 1x1 classifier before the upsampling gives the same logits as after it (the
+    change that moves the Resize from head_channels channels to one)."""
+    from hairseg.model import LRASPPMobileNetV3Fast
+
+    cfg = ModelConfig(arch="lraspp_mnv3_fast", input_size=64, head_channels=16)
+    torch.manual_seed(0)
+    first = LRASPPMobileNetV3Fast(cfg, classify_first=True).eval()
+    after = LRASPPMobileNetV3Fast(cfg, classify_first=False).eval()
+    after.load_state_dict(first.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(first(x), after(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fast_network_graph_is_static_and_quantizable(tmp_path: Path) -> None:
+    """The exported fast network has no run-time shape arithmetic and none of the ops that
+    int8 runs in float (HardSwish/HardSigmoid), and fewer nodes than LR-ASPP."""
+    import onnx
+
+    counts = {}
+    for arch in ("lraspp_mnv3_small", "lraspp_mnv3_fast"):
+        cfg = ModelConfig(arch=arch, input_size=64, head_channels=16)
+        export_onnx(build_model(cfg=cfg).eval(), cfg, tmp_path / f"{arch}.onnx")
+        ops = [n.op_type for n in onnx.load(str(tmp_path / f"{arch}.onnx")).graph.node]
+        counts[arch] = len(ops)
+        if arch == "lraspp_mnv3_fast":
+            assert not {"Shape", "Gather", "HardSwish", "HardSigmoid"} & set(ops), set(ops)
+            assert ops.count("Resize") == 3  # high to stride 8, to stride 4, to the input
+    assert counts["lraspp_mnv3_fast"] < counts["lraspp_mnv3_small"]

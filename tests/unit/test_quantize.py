@@ -114,3 +114,30 @@ def test_quantize_config_rejects_a_bad_speed_bar() -> None:
 
     with pytest.raises(HairsegError, match="min_int8_speedup"):
         q.QuantizeConfig(min_int8_speedup=0)
+
+
+def test_int8_settings_reach_the_graph(trained, tmp_path: Path) -> None:
+    """QOperator writes QLinearConv into the file; float_convs keeps the stem and the
+    depthwise convs float (their weights stay float initializers, not DequantizeLinear)."""
+    import onnx
+
+    model, model_cfg, train, _val = trained
+    fp32 = tmp_path / "m.fp32.onnx"
+    q.export_onnx(model, model_cfg, fp32)
+    qop = tmp_path / "qop.onnx"
+    q.quantize_int8(fp32, qop, train.images[:8], ls.SIZE, q.QuantizeConfig(format="qoperator"))
+    assert "QLinearConv" in {n.op_type for n in onnx.load(str(qop)).graph.node}
+
+    mixed = tmp_path / "mixed.onnx"
+    cfg = q.QuantizeConfig(float_convs=("stem", "depthwise"))
+    q.quantize_int8(fp32, mixed, train.images[:8], ls.SIZE, cfg)
+    graph = onnx.load(str(mixed)).graph
+    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    float_convs = [n for n in convs if n.input[1] in floats]
+    int8_convs = [n for n in convs if n.input[1] in dequantized]
+    groups = {n.name: next((a.i for a in n.attribute if a.name == "group"), 1) for n in convs}
+    assert float_convs and int8_convs
+    assert all(groups[n.name] == 1 for n in int8_convs)  # no depthwise conv was quantized
+    assert any(n.input[0] == graph.input[0].name for n in float_convs)  # the stem
