@@ -7,10 +7,8 @@ made with a real ``importlib.metadata.EntryPoint`` that names a module which doe
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.metadata
-import io
 import sys
 
 import click
@@ -20,17 +18,9 @@ from click.testing import CliRunner
 from hairseg import cli as hairseg_cli
 from hairseg.cli import COMMANDS, DOOR_GROUP
 
+from cli_support import run_cli  # isort: skip
+
 DOORS = {"pipeline": "hairseg_pipelines", "serve": "hairseg_serving"}
-
-
-def _run_main(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            hairseg_cli.main(list(args))
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def test_each_door_registers_its_command_through_an_entry_point() -> None:
@@ -56,13 +46,13 @@ def test_a_door_that_does_not_import_is_listed_and_fails_in_one_line(monkeypatch
         "entry_points",
         lambda **kw: importlib.metadata.EntryPoints([broken] if kw.get("group") else []),
     )
-    code, out, err = _run_main("--help")
-    assert code == 0, err
-    (row,) = [line for line in out.splitlines() if line.strip().startswith("serve")]
+    shown = run_cli("--help")
+    assert shown.returncode == 0, shown.stderr
+    (row,) = [line for line in shown.stdout.splitlines() if line.strip().startswith("serve")]
     assert "unavailable" in row and "hairseg_no_such_door" in row
-    code, out, err = _run_main("serve", "--model", "x.onnx")
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 1 and len(lines) == 1, err
+    failed = run_cli("serve", "--model", "x.onnx")
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert failed.returncode == 1 and len(lines) == 1, failed.stderr
     assert lines[0].startswith("hairseg: error: 'hairseg serve' is provided by the ")
     assert "hairseg_no_such_door" in lines[0] and "ModuleNotFoundError" in lines[0]
 
@@ -97,23 +87,13 @@ def test_click_and_argparse_flags_give_the_same_overrides(container_parser) -> N
     from hairseg_serving.cli import serve
     from hairseg_serving.flags import SERVE_FLAGS, argparse_overrides
 
+    # A distinct, non-default value per flag, from its type (new flags are covered too).
     values = {
-        "host": "10.0.0.1",
-        "port": 9001,
-        "workers": 3,
-        "model_name": "m",
-        "max_body_bytes": 4096,
-        "max_pixels": 1000,
-        "max_instances": 4,
-        "max_batch_size": 8,
-        "batch_window_ms": 2.5,
-        "intra_op_threads": 2,
-        "feature_repo": "",
-        "inference_log_dir": "/logs",
-        "default_tier": "premium",
-        "access_log": False,
+        f.field: f.choices[-1]
+        if f.choices
+        else {int: 7 + i, float: 2.5 + i, str: f"v{i}", bool: False}[f.type]
+        for i, f in enumerate(SERVE_FLAGS)
     }
-    assert set(values) == {f.field for f in SERVE_FLAGS}  # the test covers every flag
     click_argv: list[str] = []
     argparse_argv: list[str] = []
     for flag in SERVE_FLAGS:
