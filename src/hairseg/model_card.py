@@ -114,6 +114,11 @@ def render_real_gallery(
     return _write_strips(out_dir, named, "real_gallery.png")
 
 
+def _image_links(images: Sequence[Path], sheet: str, base: Path) -> list[str]:
+    """Markdown image lines for the gallery rows (not the stacked ``sheet``), relative to ``base``."""
+    return [f"![{p.stem}]({p.relative_to(base).as_posix()})" for p in images if p.name != sheet]
+
+
 def _write_strips(out_dir: Path, named: list[tuple[str, np.ndarray]], sheet: str) -> list[Path]:
     """Each ``(file name, strip)`` as a PNG in ``out_dir``, plus all of them stacked as
     ``sheet`` (when there are any); the paths written."""
@@ -263,9 +268,7 @@ def write_model_card(
             "mouth) marked hair (mean per photo).",
             "",
         ]
-        for img in real_gallery:
-            if img.name != "real_gallery.png":
-                lines.append(f"![{img.stem}]({img.relative_to(path.parent).as_posix()})")
+        lines += _image_links(real_gallery, "real_gallery.png", path.parent)
     lines += ["", "## Promotion gate", "", f"**{verdict}**", ""]
     lines += [f"- {reason}" for reason in gate.get("reasons", [])]
     lines += ["", "## IoU per slice (shipped model)", ""]
@@ -281,9 +284,7 @@ def write_model_card(
         "false hair, blue missed) | recoloured try-on. Worst cases first.",
         "",
     ]
-    for img in gallery:
-        if img.name != "gallery.png":
-            lines.append(f"![{img.stem}]({img.relative_to(path.parent).as_posix()})")
+    lines += _image_links(gallery, "gallery.png", path.parent)
     lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
