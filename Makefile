@@ -81,9 +81,10 @@ run: $(STAMP)  ## run the whole local pipeline (dvc repro) on embedded defaults
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	$(BIN)/dvc metrics show metrics/evaluate.json
 
-lint: $(STAMP)  ## ruff over the code
+lint: $(STAMP)  ## ruff over the code + the import contract (the core imports no door)
 	$(BIN)/ruff check src serving components pipelines tests bench feature_repo
 	$(BIN)/ruff format --check src serving components pipelines tests bench feature_repo
+	$(BIN)/lint-imports --no-cache --no-logo pyproject.toml
 
 test: $(STAMP)  ## lint + the whole test suite
 	$(MAKE) --no-print-directory lint

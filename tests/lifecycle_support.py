@@ -50,6 +50,24 @@ def toy_example(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray,
     return img, mask, meta
 
 
+def write_example(
+    root: Path, image_id: str, img: np.ndarray, mask: np.ndarray, **row: object
+) -> dict[str, object]:
+    """Write one image + mask pair under ``root`` and return its manifest row (``row``: split,
+    source, licence and any other columns)."""
+    imaging.write_png(root / "images" / f"{image_id}.png", img)
+    imaging.write_png(root / "masks" / f"{image_id}.png", mask)
+    height, width = mask.shape[:2]
+    return {
+        "id": image_id,
+        "image_path": f"images/{image_id}.png",
+        "mask_path": f"masks/{image_id}.png",
+        "width": width,
+        "height": height,
+        **row,
+    }
+
+
 def make_dataset(root: Path, counts: dict[str, int] | None = None, seed: int = 0) -> Path:
     """Write a toy dataset under ``root`` (default 32 train / 8 val / 8 test images)."""
     counts = counts or {"train": 32, "val": 8, "test": 8}
@@ -59,20 +77,10 @@ def make_dataset(root: Path, counts: dict[str, int] | None = None, seed: int = 0
         for i in range(n):
             img, mask, meta = toy_example(rng)
             image_id = f"toy-{split}-{i:03d}"
-            imaging.write_png(root / "images" / f"{image_id}.png", img)
-            imaging.write_png(root / "masks" / f"{image_id}.png", mask)
             rows.append(
-                {
-                    "id": image_id,
-                    "image_path": f"images/{image_id}.png",
-                    "mask_path": f"masks/{image_id}.png",
-                    "split": split,
-                    "source": "toy",
-                    "licence": "CC0-1.0",
-                    "width": SIZE,
-                    "height": SIZE,
-                    **meta,
-                }
+                write_example(
+                    root, image_id, img, mask, split=split, source="toy", licence="CC0-1.0", **meta
+                )
             )
     write_manifest(pd.DataFrame(rows), root)
     return root

@@ -26,14 +26,13 @@ from hairseg_components.lifecycle import (
 from hairseg_components.rollout import canary_rollout
 from kfp import dsl, kubernetes
 
+from hairseg.gpu_nodes import GPU_RESOURCE, NODE_LABEL, TOLERATION
 from hairseg_pipelines.versioning import PIPELINE_VERSION, TRAINING_PIPELINE
 
 __all__ = [
     "CLUSTER_FEAST_REPO",
     "CLUSTER_MLFLOW_URI",
     "FEAST_CONFIG_MAP",
-    "GPU_NODE_LABEL",
-    "GPU_TAINT",
     "SECTIONS",
     "build_training_pipeline",
 ]
@@ -45,15 +44,6 @@ CLUSTER_FEAST_REPO = "/opt/hairseg/feature_repo"
 CLUSTER_FEAST_CONFIG = "feature_store.cluster.yaml"
 # ConfigMap (pipelines namespace) with the Feast settings that config reads from the env.
 FEAST_CONFIG_MAP = "hairseg-feast"
-# What the Terraform GPU node pools carry (infra/terraform/modules/*-gpu-cluster).
-GPU_NODE_LABEL = ("hairseg.io/accelerator", "nvidia-gpu")
-GPU_TAINT = {
-    "key": "nvidia.com/gpu",
-    "operator": "Equal",
-    "value": "present",
-    "effect": "NoSchedule",
-}
-
 # params.yaml sections that become pipeline parameters ``<section>_params``.
 SECTIONS = (
     "data",
@@ -161,14 +151,13 @@ def build_training_pipeline(
             "train",
             cache=False,
         ).after(validate, features)
-        train.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        # On a node of the Terraform GPU pools (hairseg.gpu_nodes: the node contract).
+        train.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
         # Fits the smallest GPU nodes the Terraform modules default to (g4dn.xlarge,
         # n1-standard-4 + T4, NC4as_T4_v3: 4 vCPU, 15-28 GiB) next to their daemon sets.
         train.set_cpu_request("2").set_memory_request("8G")
-        kubernetes.add_node_selector(
-            train, label_key=GPU_NODE_LABEL[0], label_value=GPU_NODE_LABEL[1]
-        )
-        kubernetes.add_toleration(train, **GPU_TAINT)
+        kubernetes.add_node_selector(train, label_key=NODE_LABEL[0], label_value=NODE_LABEL[1])
+        kubernetes.add_toleration(train, **TOLERATION)
         quantize = _step(
             quantize_model(
                 dataset=dataset,

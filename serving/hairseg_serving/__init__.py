@@ -7,6 +7,16 @@ started by ``python -m hairseg_serving`` (the container) or ``hairseg serve`` (l
 
 from __future__ import annotations
 
-from hairseg_serving.settings import ServeConfig, load_serve_config
+from typing import Any
 
 __all__ = ["ServeConfig", "load_serve_config"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``hairseg --help`` loads hairseg_serving.cli, which must not pay for the core's
+    # imaging stack that settings imports.
+    if name in __all__:
+        from hairseg_serving import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module 'hairseg_serving' has no attribute {name!r}")

@@ -1,8 +1,9 @@
 """``python -m hairseg_serving``: the container entry point.
 
 The parser extends KServe's own (``kserve.model_server.parser``: ``--http_port``,
-``--workers``, ``--model_name``, ...) with the model location, the bind host and the
-limits of the ``serve:`` section.
+``--workers``, ``--model_name``, ...) with the model location and the ``serve:`` flags
+that ``hairseg serve`` also takes (:data:`hairseg_serving.flags.SERVE_FLAGS`, declared once).
+The rollout's loopback predictors (``hairseg.rollout.servers``) start this entry point too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from kserve.model_server import parser as kserve_parser
 
 from hairseg.errors import HairsegError
+from hairseg_serving.flags import add_argparse_flags, argparse_overrides
 from hairseg_serving.model_source import resolve_model
 from hairseg_serving.server import run_server
 from hairseg_serving.settings import load_serve_config
@@ -26,48 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[kserve_parser],
         description="Serve hair masks and try-on with KServe (V1 and V2).",
     )
-    parser.set_defaults(model_name="hairseg", enable_grpc=False)
     parser.add_argument(
         "--model", default="/mnt/models", help="ONNX file, model directory or models:/hairseg@ALIAS"
     )
-    parser.add_argument(
-        "--host", default="0.0.0.0", help="bind address (the pod's network namespace)"
-    )
     parser.add_argument("--params", default=None, help="params.yaml whose serve: section to read")
-    parser.add_argument("--max_body_bytes", type=int, default=None)
-    parser.add_argument("--max_pixels", type=int, default=None)
-    parser.add_argument("--max_instances", type=int, default=None)
-    parser.add_argument("--max_batch_size", type=int, default=None)
-    parser.add_argument("--batch_window_ms", type=float, default=None)
-    parser.add_argument("--intra_op_threads", type=int, default=None)
-    parser.add_argument(
-        "--feature_repo", default=None, help="Feast repo for customer profiles ('' = off)"
-    )
-    parser.add_argument(
-        "--inference_log_dir", default=None, help="monitoring log folder ('' = off)"
-    )
     parser.add_argument("--log_level", default="INFO")
+    add_argparse_flags(parser)  # the serve: flags, shared with `hairseg serve`
+    # The container binds the pod's network namespace.
+    parser.set_defaults(model_name="hairseg", enable_grpc=False, host="0.0.0.0")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_serve_config(
-            args.params,
-            model_name=args.model_name,
-            host=args.host,
-            port=args.http_port,
-            workers=args.workers,
-            max_body_bytes=args.max_body_bytes,
-            max_pixels=args.max_pixels,
-            max_instances=args.max_instances,
-            max_batch_size=args.max_batch_size,
-            batch_window_ms=args.batch_window_ms,
-            intra_op_threads=args.intra_op_threads,
-            feature_repo=args.feature_repo,
-            inference_log_dir=args.inference_log_dir,
-        )
+        config = load_serve_config(args.params, **argparse_overrides(args))
         model_path = resolve_model(
             args.model, cache_dir=Path(tempfile.mkdtemp(prefix="hairseg-model-"))
         )

@@ -111,28 +111,19 @@ def parse_options(raw: Mapping[str, Any], where: str, *, allow: tuple[str, ...])
         if not (math.isfinite(intensity) and 0.0 <= intensity <= 1.0):
             raise InvalidInput(f"{where}.intensity must be between 0 and 1, got {intensity!r}")
         opts.intensity = float(intensity)
-    output = raw.get("output")
-    if output is not None:
-        if output not in OUTPUT_CHOICES:
+    for key, choices in (
+        ("output", OUTPUT_CHOICES),
+        ("tryon_format", TRYON_FORMATS),
+        ("tier", TIER_CHOICES),
+    ):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if value not in choices:
             raise InvalidInput(
-                f"{where}.output {output!r} is not accepted; use one of {', '.join(OUTPUT_CHOICES)}"
+                f"{where}.{key} {value!r} is not accepted; use one of {', '.join(choices)}"
             )
-        opts.output = output
-    tryon_format = raw.get("tryon_format")
-    if tryon_format is not None:
-        if tryon_format not in TRYON_FORMATS:
-            raise InvalidInput(
-                f"{where}.tryon_format {tryon_format!r} is not accepted; "
-                f"use one of {', '.join(TRYON_FORMATS)}"
-            )
-        opts.tryon_format = tryon_format
-    tier = raw.get("tier")
-    if tier is not None:
-        if tier not in TIER_CHOICES:
-            raise InvalidInput(
-                f"{where}.tier {tier!r} is not accepted; use one of {', '.join(TIER_CHOICES)}"
-            )
-        opts.tier = tier
+        setattr(opts, key, value)
     customer_id = raw.get("customer_id")
     if customer_id is not None:
         if not isinstance(customer_id, str) or not 0 < len(customer_id) <= _MAX_CUSTOMER_ID:

@@ -56,7 +56,7 @@ class ServeConfig:
     feature_cache_seconds: float = 30.0
     inference_log_dir: str = ""
     log_anonymous: bool = False  # log statistics of requests without a consenting customer
-    grace_period_s: int = 30
+    grace_period_s: int = 25  # below the pod's terminationGracePeriodSeconds (30)
     access_log: bool = True
     # The real-photo priors fused into the hair probability: params.yaml's top-level
     # ``priors:`` section (shared with evaluation), not a ``serve:`` key.

@@ -45,6 +45,7 @@ __all__ = [
     "fetch_offline_wheel",
     "model_path",
     "resolve_wheel_url",
+    "sha256_file",
 ]
 
 DEFAULT_MODELS_DIR = Path(".hairseg/models/mediapipe")
@@ -141,7 +142,8 @@ def model_path(name: str, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path |
     return path if path.is_file() else None
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (also the real-photo archives' check)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -224,7 +226,7 @@ def extract_from_wheel(
     wheel_path, dest = Path(wheel_path), Path(dest)
     if not wheel_path.is_file():
         raise HairsegError(f"wheel not found: {wheel_path}", exit_code=EXIT_USAGE)
-    actual = _sha256_file(wheel_path)
+    actual = sha256_file(wheel_path)
     if actual != wheel.sha256:
         raise HairsegError(f"{wheel_path} has sha256 {actual}, expected {wheel.sha256}")
     written: dict[str, Path] = {}
@@ -260,7 +262,7 @@ def fetch_offline_wheel(
     """Download (or reuse) the pinned mediapipe wheel and extract the models from it."""
     if wheel_file is None:
         cached = Path(cache_dir) / wheel.filename
-        if not (cached.is_file() and _sha256_file(cached) == wheel.sha256):
+        if not (cached.is_file() and sha256_file(cached) == wheel.sha256):
             url = resolve_wheel_url(wheel, index_url=index_url)
             _download(url, cached, timeout=timeout, expected_sha256=wheel.sha256)
         wheel_file = cached
@@ -319,7 +321,7 @@ def fetch_official(
                 expected_sha256=spec.official_sha256,
             )
             check_tflite(tmp, spec)
-            digest = _sha256_file(tmp)
+            digest = sha256_file(tmp)
             if spec.filename in sums and sums[spec.filename] != digest:
                 raise HairsegError(
                     f"{url} now has sha256 {digest}; {dest / SUMS_FILE} recorded "

@@ -95,8 +95,7 @@ def render_real_gallery(
     label (green correct, red false hair, blue missed) | try-on. ``per_image`` is
     :class:`hairseg.evaluate.RealPhotoEvaluation`'s table. Writes one PNG per row plus
     ``real_gallery.png``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    strips, paths = [], []
+    named = []
     for rank, (label, i) in enumerate(rows):
         rgb, truth, pred = images[i], truths[i], predictions[i]
         row = per_image.iloc[i]
@@ -111,13 +110,26 @@ def render_real_gallery(
             ],
             axis=1,
         )
-        path = out_dir / f"real_{rank:02d}_{label}_{row['id']}.png"
-        imaging.write_png(path, strip)
-        strips.append(strip)
-        paths.append(path)
-    if strips:
-        imaging.write_png(out_dir / "real_gallery.png", np.concatenate(strips, axis=0))
-        paths.append(out_dir / "real_gallery.png")
+        named.append((f"real_{rank:02d}_{label}_{row['id']}.png", strip))
+    return _write_strips(out_dir, named, "real_gallery.png")
+
+
+def _image_links(images: Sequence[Path], sheet: str, base: Path) -> list[str]:
+    """Markdown image lines for the gallery rows (not the stacked ``sheet``), relative to ``base``."""
+    return [f"![{p.stem}]({p.relative_to(base).as_posix()})" for p in images if p.name != sheet]
+
+
+def _write_strips(out_dir: Path, named: list[tuple[str, np.ndarray]], sheet: str) -> list[Path]:
+    """Each ``(file name, strip)`` as a PNG in ``out_dir``, plus all of them stacked as
+    ``sheet`` (when there are any); the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, strip in named:
+        imaging.write_png(out_dir / name, strip)
+        paths.append(out_dir / name)
+    if named:
+        imaging.write_png(out_dir / sheet, np.concatenate([s for _, s in named], axis=0))
+        paths.append(out_dir / sheet)
     return paths
 
 
@@ -140,8 +152,7 @@ def render_gallery(
     shade: str,
 ) -> list[Path]:
     """Write one PNG per gallery row plus ``gallery.png`` (all rows); return the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    strips, paths = [], []
+    named = []
     for rank, (label, i) in enumerate(rows):
         rgb, truth, pred = images[i], truths[i], predictions[i]
         score = float(per_image["iou"].iloc[i])
@@ -155,14 +166,8 @@ def render_gallery(
             ],
             axis=1,
         )
-        path = out_dir / f"{rank:02d}_{label}_{per_image['id'].iloc[i]}.png"
-        imaging.write_png(path, strip)
-        strips.append(strip)
-        paths.append(path)
-    if strips:
-        imaging.write_png(out_dir / "gallery.png", np.concatenate(strips, axis=0))
-        paths.append(out_dir / "gallery.png")
-    return paths
+        named.append((f"{rank:02d}_{label}_{per_image['id'].iloc[i]}.png", strip))
+    return _write_strips(out_dir, named, "gallery.png")
 
 
 def _fmt(value: Any) -> str:
@@ -263,9 +268,7 @@ def write_model_card(
             "mouth) marked hair (mean per photo).",
             "",
         ]
-        for img in real_gallery:
-            if img.name != "real_gallery.png":
-                lines.append(f"![{img.stem}]({img.relative_to(path.parent).as_posix()})")
+        lines += _image_links(real_gallery, "real_gallery.png", path.parent)
     lines += ["", "## Promotion gate", "", f"**{verdict}**", ""]
     lines += [f"- {reason}" for reason in gate.get("reasons", [])]
     lines += ["", "## IoU per slice (shipped model)", ""]
@@ -281,9 +284,7 @@ def write_model_card(
         "false hair, blue missed) | recoloured try-on. Worst cases first.",
         "",
     ]
-    for img in gallery:
-        if img.name != "gallery.png":
-            lines.append(f"![{img.stem}]({img.relative_to(path.parent).as_posix()})")
+    lines += _image_links(gallery, "gallery.png", path.parent)
     lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

@@ -8,42 +8,15 @@ the shared cluster output contract, the GPU pool shape and the env wiring.
 from __future__ import annotations
 
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
-from tfhelpers import CLUSTER_MODULES, ENVS, MODULES
+from tfhelpers import CLUSTER_MODULES, ENVS, MODULES, named_blocks, one, parse_dir
 
 ALL_ROOTS = sorted([*MODULES.iterdir(), *ENVS.iterdir()])
 REQUIRED_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
-
-
-@cache
-def parse_dir(directory: Path) -> dict[str, list[Any]]:
-    """All top-level blocks of the .tf files in one directory, merged by block type."""
-    merged: dict[str, list[Any]] = {}
-    for tf_file in sorted(directory.glob("*.tf")):
-        for block_type, blocks in hcl2.loads(tf_file.read_text()).items():
-            merged.setdefault(block_type, []).extend(blocks)
-    return merged
-
-
-def one(value: Any) -> Any:
-    """python-hcl2 wraps every attribute value in a one-element list; unwrap it."""
-    if isinstance(value, list) and len(value) == 1:
-        return value[0]
-    return value
-
-
-def named_blocks(directory: Path, block_type: str) -> dict[str, dict[str, Any]]:
-    """{name: body} for single-label blocks (variable, output, module)."""
-    return {
-        name: body
-        for block in parse_dir(directory).get(block_type, [])
-        for name, body in block.items()
-    }
 
 
 def resources(directory: Path, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -54,13 +27,6 @@ def resources(directory: Path, resource_type: str) -> dict[str, dict[str, Any]]:
         if rtype == resource_type
         for name, body in instances.items()
     }
-
-
-def locals_of(directory: Path) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for block in parse_dir(directory).get("locals", []):
-        merged.update({k: one(v) for k, v in block.items() if not k.startswith("__")})
-    return merged
 
 
 def terraform_block(directory: Path) -> dict[str, Any]:
@@ -176,20 +142,6 @@ def test_cluster_modules_export_identical_outputs() -> None:
         "mlflow_database",
     ):
         assert required in reference
-
-
-@pytest.mark.parametrize("module", CLUSTER_MODULES)
-def test_gpu_node_contract(module: str) -> None:
-    """Same label and taint on every cloud, so KFP and KServe specs are cloud-agnostic."""
-    values = locals_of(MODULES / module)
-    assert values["gpu_node_labels"]["hairseg.io/accelerator"] == "nvidia-gpu"
-    assert values["gpu_taint"] == {
-        "key": "nvidia.com/gpu",
-        "value": "present",
-        "effect": "NoSchedule",
-    }
-    selector = one(named_blocks(MODULES / module, "output")["gpu_node_selector"]["value"])
-    assert "hairseg.io/accelerator" in str(selector)
 
 
 def gpu_pool(module: str) -> dict[str, Any]:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from functools import cache
 from pathlib import Path
+from typing import Any
+
+import hcl2
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TF_ROOT = REPO_ROOT / "infra" / "terraform"
@@ -42,3 +46,36 @@ def run_terraform(
         timeout=timeout,
         check=False,
     )
+
+
+@cache
+def parse_dir(directory: Path) -> dict[str, list[Any]]:
+    """All top-level blocks of the .tf files in one directory, merged by block type."""
+    merged: dict[str, list[Any]] = {}
+    for tf_file in sorted(directory.glob("*.tf")):
+        for block_type, blocks in hcl2.loads(tf_file.read_text()).items():
+            merged.setdefault(block_type, []).extend(blocks)
+    return merged
+
+
+def one(value: Any) -> Any:
+    """python-hcl2 wraps every attribute value in a one-element list; unwrap it."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def named_blocks(directory: Path, block_type: str) -> dict[str, dict[str, Any]]:
+    """{name: body} for single-label blocks (variable, output, module)."""
+    return {
+        name: body
+        for block in parse_dir(directory).get(block_type, [])
+        for name, body in block.items()
+    }
+
+
+def locals_of(directory: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for block in parse_dir(directory).get("locals", []):
+        merged.update({k: one(v) for k, v in block.items() if not k.startswith("__")})
+    return merged

@@ -23,15 +23,36 @@ import copy
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from hairseg.rollout.kserve_backend import STATE_ANNOTATION
+from hairseg.rollout.config import KServeConfig, PolicyConfig
+from hairseg.rollout.kserve_backend import STATE_ANNOTATION, PrometheusClient
+from hairseg.rollout.models import ModelRegistry
+
+from http_fakes import JsonHandler, serve  # isort: skip
 
 NS, NAME = "hairseg", "hairseg"
 ISVC_PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/{NAME}"
 CM_PATH = "/api/v1/namespaces/kserve/configmaps/inferenceservice-config"
+
+
+def inference_service(
+    storage_uri: str, mode: str | None, model_format: str, **predictor: Any
+) -> dict[str, Any]:
+    """The InferenceService as applied: ``mode`` is the deploymentMode annotation (None: none)."""
+    annotations = {} if mode is None else {"serving.kserve.io/deploymentMode": mode}
+    model = {"modelFormat": {"name": model_format}, "storageUri": storage_uri}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": NAME, "namespace": NS, "annotations": annotations},
+        "spec": {"predictor": {**predictor, "model": model}},
+    }
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -47,27 +68,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def serve(handler_cls: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 def kube_server(kube: Any) -> tuple[ThreadingHTTPServer, str]:
     """Serve ``kube.isvc`` (GET, merge-PATCH → ``kube.reconcile()``) and KServe's config map."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             path = urlparse(self.path).path
             if path == ISVC_PATH:
@@ -115,23 +119,8 @@ class FakeStandardKube:
     """One InferenceService in Standard mode and KServe's ``spec.canary`` reconciler."""
 
     def __init__(self, storage_uri: str, *, mode: str | None = "Standard") -> None:
-        annotations = {} if mode is None else {"serving.kserve.io/deploymentMode": mode}
-        self.isvc: dict[str, Any] = {
-            "apiVersion": "serving.kserve.io/v1beta1",
-            "kind": "InferenceService",
-            "metadata": {
-                "name": NAME,
-                "namespace": NS,
-                "generation": 1,
-                "annotations": annotations,
-            },
-            "spec": {
-                "predictor": {
-                    "minReplicas": 2,
-                    "model": {"modelFormat": {"name": "hairseg-onnx"}, "storageUri": storage_uri},
-                }
-            },
-        }
+        self.isvc = inference_service(storage_uri, mode, "hairseg-onnx", minReplicas=2)
+        self.isvc["metadata"]["generation"] = 1
         self.configmap_mode: str | None = "Standard"
         self.patches: list[dict[str, Any]] = []
         self.deployments: dict[str, str] = {}  # name -> storageUri of its pods
@@ -280,28 +269,15 @@ class FakePrometheus:
 
 
 def prom_server(prom: FakePrometheus) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path != "/api/v1/query":
-                self.send_response(404)
-                self.end_headers()
-                return
-            query = parse_qs(url.query)["query"][0]
-            data = json.dumps(
-                {
-                    "status": "success",
-                    "data": {"resultType": "vector", "result": prom.answer(query)},
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+                return self._send_bytes(404, b"", "text/plain")
+            result = prom.answer(parse_qs(url.query)["query"][0])
+            self._send(
+                200, {"status": "success", "data": {"resultType": "vector", "result": result}}
+            )
 
     return serve(Handler)
 
@@ -316,3 +292,62 @@ def kubeconfig(url: str) -> dict[str, Any]:
         "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
         "current-context": "fake",
     }
+
+
+# -- what both backends' tests set up ------------------------------------------------------
+
+# A fast policy (three steps, no mirroring) and a backend config that polls at once.
+POLICY = PolicyConfig(
+    steps=(10, 50, 100), min_requests=20, min_mirrored=0, max_error_rate=0.02,
+    max_p95_ratio=2.0, max_p95_ms=1000.0, max_disagreement=0.2, max_holds=1,
+)  # fmt: skip
+KCFG = KServeConfig(
+    namespace=NS, name=NAME, analysis_window_s=60, poll_interval_s=0.01, ready_timeout_s=5,
+    mirror_requests=0,
+)  # fmt: skip
+
+
+@dataclass
+class FakeCluster:
+    """A fresh registry (champion ``stable``, candidate ``candidate``) and, on loopback, the
+    fake API server serving ``kube`` and the fake Prometheus; ``clients`` are the real
+    ``kubernetes`` / Prometheus clients pointed at them (backend keyword arguments)."""
+
+    uri: str
+    models: ModelRegistry
+    kube: Any
+    prom: FakePrometheus
+    kurl: str
+    purl: str
+    clients: dict[str, Any]
+
+
+def fake_cluster(
+    template: tuple[Path, dict[str, int], Path],
+    tmp_path: Path,
+    candidate: str,
+    make_kube: Callable[[str], Any],
+    servers: list[ThreadingHTTPServer],
+) -> FakeCluster:
+    """Set up one test's cluster; the servers started go to ``servers`` (to shut down)."""
+    import rollout_support as rs  # torch + onnx: only the tests that roll out need them
+    from kubernetes import client
+
+    db, versions, dataset = template
+    uri = rs.fresh_registry(
+        db, tmp_path / "reg", champion=versions["stable"], candidate=versions[candidate]
+    )
+    models = ModelRegistry(uri, tmp_path / "cache")
+    kube = make_kube(models.storage_uri(models.champion()))
+    ksrv, kurl = kube_server(kube)
+    prom = FakePrometheus()
+    psrv, purl = prom_server(prom)
+    servers.extend([ksrv, psrv])
+    api = client.ApiClient(client.Configuration(host=kurl))
+    clients = {
+        "custom_api": client.CustomObjectsApi(api),
+        "core_api": client.CoreV1Api(api),
+        "prometheus": PrometheusClient(purl),
+        "dataset": dataset,
+    }
+    return FakeCluster(uri, models, kube, prom, kurl, purl, clients)

@@ -28,8 +28,10 @@ import pandas as pd
 import torch
 from onnx import TensorProto, helper
 
-from hairseg import imaging, registry
+from hairseg import registry
 from hairseg.data.manifest import write_manifest
+
+from lifecycle_support import write_example  # isort: skip
 
 SIZE = 32  # network input size: keeps every request cheap on a shared 2-core box
 IMAGE = 64  # dataset image size
@@ -137,19 +139,10 @@ def make_dataset(root: Path, n_test: int = 12) -> Path:
         blob = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
         img[blob] = [230, 60, 40] if bright else [150, 20, 10]  # reddish "hair"
         mask = (blob * 255).astype(np.uint8)
-        imaging.write_png(root / "images" / f"t{i:03d}.png", img)
-        imaging.write_png(root / "masks" / f"t{i:03d}.png", mask)
         rows.append(
-            {
-                "id": f"t{i:03d}",
-                "image_path": f"images/t{i:03d}.png",
-                "mask_path": f"masks/t{i:03d}.png",
-                "split": "test",
-                "source": "rollout-test",
-                "licence": "CC0",
-                "width": IMAGE,
-                "height": IMAGE,
-            }
+            write_example(
+                root, f"t{i:03d}", img, mask, split="test", source="rollout-test", licence="CC0"
+            )
         )
     write_manifest(pd.DataFrame(rows), root)
     return root

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from contextlib import chdir
 from pathlib import Path
 
 import cv2
@@ -18,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairseg.cli import main
 from hairseg.data.manifest import write_manifest
 from hairseg.data.stats import compute_image_stats, write_stats
 from hairseg.imaging import write_png
+
+from cli_support import run_cli, run_subprocess  # isort: skip
 
 pytestmark = pytest.mark.slow
 
@@ -73,28 +72,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _hairseg(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hairseg", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def _cli(
     cwd: Path, capsys: pytest.CaptureFixture[str], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """The CLI in this process, through hairseg.cli.main (exit code, stdout, stderr).
-
-    Same code path as the console script; it saves a Python start-up per call.
-    """
-    capsys.readouterr()
-    with chdir(cwd), pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, int(exc.value.code or 0), out.out, out.err)
+    """The CLI in this process (tests/cli_support.py): exit code, stdout, stderr."""
+    return run_cli(*args, cwd=cwd)
 
 
 def _drift(
@@ -196,5 +178,5 @@ def test_simulate_rejects_unknown_split_and_shift(
     result = _cli(world, capsys, "monitor", "simulate", "--dataset", "data", "--split", "val")
     assert result.returncode == 2
     assert "has no images in split 'val'; splits present: ['test', 'train']" in result.stderr
-    result = _hairseg(world, "monitor", "simulate", "--shift", "sepia")
+    result = run_subprocess("monitor", "simulate", "--shift", "sepia", cwd=world)
     assert result.returncode == 2 and "'sepia' is not one of" in result.stderr

@@ -32,6 +32,8 @@ from hairseg.features.store import IMAGE_STATS_FEATURES, feature_store
 from hairseg.imaging import image_statistics
 from hairseg.monitoring.inference_log import InferenceLogWriter
 
+from cli_support import run_cli  # isort: skip
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,12 +68,9 @@ def _image_stats(n: int = 24, seed: int = 0) -> pd.DataFrame:
 
 
 def _cli(cwd: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The CLI in this process through hairseg.cli.main: exit code, stdout, stderr."""
-    capsys.readouterr()
-    with chdir(cwd), pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out, out.err
+    """The CLI in this process (tests/cli_support.py): exit code, stdout, stderr."""
+    result = run_cli(*args, cwd=cwd)
+    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ speaking the REST paths the real ``kubernetes`` client calls — GET/PATCH on
 the KServe controller: a new revision per ``storageUri``, traffic per
 ``canaryTrafficPercent``) and Prometheus (``/api/v1/query`` answering scripted vectors per
 ``revision_name``). Real: the ``kubernetes`` client, the MLflow registry (SQLite), the
-pre-traffic gate (``hairseg serve`` on loopback) and the mirrored requests (real predictor
+pre-traffic gate (``python -m hairseg_serving`` on loopback) and the mirrored requests (real predictor
 servers standing in for the ``prev``/``latest`` tag URLs).
 """
 
@@ -26,12 +26,19 @@ from hairseg import registry
 from hairseg.errors import HairsegError
 from hairseg.rollout.config import KServeConfig, PolicyConfig, RolloutConfig
 from hairseg.rollout.engine import Outcome, run_rollout
-from hairseg.rollout.kserve_backend import STATE_ANNOTATION, KServeBackend, PrometheusClient
-from hairseg.rollout.models import ModelRegistry
+from hairseg.rollout.kserve_backend import STATE_ANNOTATION, KServeBackend
 from hairseg.rollout.servers import PredictorProcess
 
 import rollout_support as rs  # isort: skip
-from kube_support import NAME, NS, FakePrometheus, kube_server, prom_server  # isort: skip
+from kube_support import (  # isort: skip
+    KCFG,
+    NAME,
+    NS,
+    POLICY,
+    FakePrometheus,
+    fake_cluster,
+    inference_service,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +47,7 @@ class FakeKube:
     """One InferenceService and the behaviour of the KServe controller we rely on."""
 
     def __init__(self, storage_uri: str, *, mode: str | None = "Serverless") -> None:
-        annotations = {} if mode is None else {"serving.kserve.io/deploymentMode": mode}
-        self.isvc: dict[str, Any] = {
-            "apiVersion": "serving.kserve.io/v1beta1",
-            "kind": "InferenceService",
-            "metadata": {"name": NAME, "namespace": NS, "annotations": annotations},
-            "spec": {
-                "predictor": {"model": {"modelFormat": {"name": "onnx"}, "storageUri": storage_uri}}
-            },
-        }
+        self.isvc = inference_service(storage_uri, mode, "onnx")
         self.configmap_mode = "Serverless"
         self.patches: list[dict[str, Any]] = []
         self.revisions: list[tuple[str, str]] = []  # (name, storageUri)
@@ -145,26 +144,6 @@ class FakeKube:
         return out
 
 
-POLICY = PolicyConfig(
-    steps=(10, 50, 100),
-    min_requests=20,
-    min_mirrored=0,
-    max_error_rate=0.02,
-    max_p95_ratio=2.0,
-    max_p95_ms=1000.0,
-    max_disagreement=0.2,
-    max_holds=1,
-)
-KCFG = KServeConfig(
-    namespace=NS,
-    name=NAME,
-    analysis_window_s=60,
-    poll_interval_s=0.01,
-    ready_timeout_s=5,
-    mirror_requests=0,
-)
-
-
 @pytest.fixture(scope="session")
 def template(tmp_path_factory) -> tuple[Path, dict[str, int], Path]:
     return rs.shared_template(tmp_path_factory)
@@ -172,7 +151,7 @@ def template(tmp_path_factory) -> tuple[Path, dict[str, int], Path]:
 
 @pytest.fixture()
 def env(template, tmp_path):
-    db, versions, dataset = template
+    servers: list[ThreadingHTTPServer] = []
 
     def make(
         candidate: str,
@@ -181,45 +160,33 @@ def env(template, tmp_path):
         kcfg: KServeConfig = KCFG,
         policy: PolicyConfig = POLICY,
     ):
-        uri = rs.fresh_registry(
-            db, tmp_path / "reg", champion=versions["stable"], candidate=versions[candidate]
+        c = fake_cluster(
+            template, tmp_path, candidate, lambda uri: FakeKube(uri, mode=mode), servers
         )
-        models = ModelRegistry(uri, tmp_path / "cache")
-        champion = models.champion()
-        kube = FakeKube(models.storage_uri(champion), mode=mode)
-        ksrv, kurl = kube_server(kube)
-        prom = FakePrometheus()
-        psrv, purl = prom_server(prom)
-        from kubernetes import client
-
-        conf = client.Configuration(host=kurl)
-        api_client = client.ApiClient(conf)
         sleeps: list[float] = []
-        backend = KServeBackend(
-            kcfg, policy, models,
-            custom_api=client.CustomObjectsApi(api_client),
-            core_api=client.CoreV1Api(api_client),
-            prometheus=PrometheusClient(purl),
-            dataset=dataset,
-            sleep=sleeps.append,
-        )  # fmt: skip
+        backend = KServeBackend(kcfg, policy, c.models, sleep=sleeps.append, **c.clients)
         cfg = RolloutConfig(backend="kserve", policy=policy, kserve=kcfg)
-        servers.extend([ksrv, psrv])
         return dict(
-            uri=uri,
-            models=models,
-            kube=kube,
-            prom=prom,
-            backend=backend,
-            cfg=cfg,
-            versions=versions,
-            sleeps=sleeps,
-        )
+            uri=c.uri, models=c.models, kube=c.kube, prom=c.prom, backend=backend, cfg=cfg,
+            versions=template[1], sleeps=sleeps,
+        )  # fmt: skip
 
-    servers: list[ThreadingHTTPServer] = []
     yield make
     for s in servers:
         s.shutdown()
+
+
+def _interrupt(e: dict, rollout_id: str, *, phase: str, step_index: int, percent: int):
+    """Leave the cluster as a rollout killed at ``percent`` would (traffic shifted, the state
+    it annotated): (candidate, champion, state)."""
+    cand, champ = e["models"].resolve("models:/hairseg@candidate"), e["models"].champion()
+    state = {
+        "rollout_id": rollout_id, "backend": "kserve", "candidate": cand.as_dict(),
+        "stable": champ.as_dict(), "phase": phase, "step_index": step_index, "percent": percent,
+        "holds": 0, "steps": [], "started_at": "x",
+    }  # fmt: skip
+    e["backend"].shift(cand, champ, percent, state)
+    return cand, champ, state
 
 
 def _healthy(prom: FakePrometheus, kube: FakeKube, canary: dict[str, float]) -> None:
@@ -329,13 +296,7 @@ def test_abort_of_interrupted_rollout_restores_champion(env, tmp_path):
     """A rollout killed at 50 % (state annotation says so) is rolled back by --abort."""
     e = env("good")
     kube, models = e["kube"], e["models"]
-    cand = models.resolve("models:/hairseg@candidate")
-    champ = models.champion()
-    in_flight = {
-        "rollout_id": "killed", "backend": "kserve", "candidate": cand.as_dict(), "stable": champ.as_dict(),
-        "phase": "analysing", "step_index": 1, "percent": 50, "holds": 0, "steps": [], "started_at": "x",
-    }  # fmt: skip
-    e["backend"].shift(cand, champ, 50, in_flight)  # the traffic as the killed run left it
+    _, champ, _ = _interrupt(e, "killed", phase="analysing", step_index=1, percent=50)
     assert kube.traffic() == {f"{NAME}-predictor-00002": 50, f"{NAME}-predictor-00001": 50}
     kube.patches.clear()
 
@@ -402,14 +363,9 @@ def test_run_killed_during_promotion_completes_it(env, tmp_path):
     """Traffic already at 100 % (phase ``promoting``) but the alias not moved: rerun finishes."""
     e = env("good")
     kube, models = e["kube"], e["models"]
-    cand = models.resolve("models:/hairseg@candidate")
-    champ = models.champion()
-    state = {
-        "rollout_id": "killed-promoting", "backend": "kserve", "candidate": cand.as_dict(),
-        "stable": champ.as_dict(), "phase": "promoting", "step_index": 1, "percent": 50,
-        "holds": 0, "steps": [], "started_at": "x",
-    }  # fmt: skip
-    e["backend"].shift(cand, champ, 50, state)
+    cand, champ, state = _interrupt(
+        e, "killed-promoting", phase="promoting", step_index=1, percent=50
+    )
     e["backend"].promote(cand, champ, state)  # ... and the process died before the alias moved
     assert registry.get_version(e["uri"], registry.CHAMPION).version == champ.version
 
@@ -426,14 +382,7 @@ def test_in_flight_rollout_of_a_withdrawn_candidate_is_rolled_back(env, tmp_path
     """The candidate alias was removed while its rollout was interrupted: roll it back."""
     e = env("good")
     kube, models = e["kube"], e["models"]
-    cand = models.resolve("models:/hairseg@candidate")
-    champ = models.champion()
-    state = {
-        "rollout_id": "stale", "backend": "kserve", "candidate": cand.as_dict(),
-        "stable": champ.as_dict(), "phase": "analysing", "step_index": 0, "percent": 10,
-        "holds": 0, "steps": [], "started_at": "x",
-    }  # fmt: skip
-    e["backend"].shift(cand, champ, 10, state)
+    _, champ, _ = _interrupt(e, "stale", phase="analysing", step_index=0, percent=10)
     registry.client(e["uri"]).delete_registered_model_alias(registry.MODEL_NAME, registry.CANDIDATE)
     kube.patches.clear()
 

@@ -3,13 +3,14 @@
 Faked (kube_support.py): the Kubernetes API server with KServe's ``spec.canary`` reconciler,
 and Prometheus answering the predictor's own ``hairseg_requests_total`` /
 ``hairseg_request_seconds`` series by pod. Real: the ``kubernetes`` client, the MLflow
-registry (SQLite), the pre-traffic gate (``hairseg serve`` on loopback), the mirrored requests
+registry (SQLite), the pre-traffic gate (``python -m hairseg_serving`` on loopback), the mirrored requests
 (real predictor servers standing in for the two Services) and, for the SIGKILL case, the
 ``hairseg rollout`` CLI in a subprocess reading a kubeconfig.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -28,46 +29,27 @@ from hairseg.rollout.kserve_backend import (
     STATE_ANNOTATION,
     KServeBackend,
     KServeStandardBackend,
-    PrometheusClient,
     select_backend,
 )
-from hairseg.rollout.models import ModelRegistry
 from hairseg.rollout.servers import PredictorProcess
 
 import rollout_support as rs  # isort: skip
+from kube_support import KCFG as KSERVE_CFG  # isort: skip
 from kube_support import (  # isort: skip
     NAME,
     NS,
-    FakePrometheus,
+    POLICY,
     FakeStandardKube,
-    kube_server,
+    fake_cluster,
     kubeconfig,
     pod_of,
-    prom_server,
 )
 
 pytestmark = pytest.mark.slow
 
 STABLE_DEP = f"{NAME}-predictor"
 
-POLICY = PolicyConfig(
-    steps=(10, 50, 100),
-    min_requests=20,
-    min_mirrored=0,
-    max_error_rate=0.02,
-    max_p95_ratio=2.0,
-    max_p95_ms=1000.0,
-    max_disagreement=0.2,
-    max_holds=1,
-)
-KCFG = KServeConfig(
-    namespace=NS,
-    name=NAME,
-    analysis_window_s=60,
-    poll_interval_s=0.01,
-    ready_timeout_s=2,
-    mirror_requests=0,
-)
+KCFG = dataclasses.replace(KSERVE_CFG, ready_timeout_s=2)
 
 
 @pytest.fixture(scope="session")
@@ -77,34 +59,18 @@ def template(tmp_path_factory):
 
 @pytest.fixture()
 def env(template, tmp_path):
-    db, versions, dataset = template
     servers = []
 
     def make(candidate: str, *, kcfg: KServeConfig = KCFG, policy: PolicyConfig = POLICY, **kw):
-        uri = rs.fresh_registry(
-            db, tmp_path / "reg", champion=versions["stable"], candidate=versions[candidate]
-        )
-        models = ModelRegistry(uri, tmp_path / "cache")
-        kube = FakeStandardKube(models.storage_uri(models.champion()))
-        ksrv, kurl = kube_server(kube)
-        prom = FakePrometheus()
-        psrv, purl = prom_server(prom)
-        servers.extend([ksrv, psrv])
-        from kubernetes import client
-
-        api = client.ApiClient(client.Configuration(host=kurl))
+        c = fake_cluster(template, tmp_path, candidate, FakeStandardKube, servers)
         sleeps: list[float] = []
-        backend = select_backend(
-            kcfg, policy, models,
-            custom_api=client.CustomObjectsApi(api), core_api=client.CoreV1Api(api),
-            prometheus=PrometheusClient(purl), dataset=dataset, sleep=sleeps.append, **kw,
-        )  # fmt: skip
-        cand = models.resolve("models:/hairseg@candidate")
+        backend = select_backend(kcfg, policy, c.models, sleep=sleeps.append, **c.clients, **kw)
+        cand = c.models.resolve("models:/hairseg@candidate")
         return dict(
-            uri=uri, models=models, kube=kube, prom=prom, backend=backend, sleeps=sleeps,
-            cfg=RolloutConfig(backend="kserve", policy=policy, kserve=kcfg), versions=versions,
-            cand=cand, champ=models.champion(), kurl=kurl, purl=purl, dataset=dataset,
-            canary_dep=f"{NAME}-v{cand.version}-predictor",
+            uri=c.uri, models=c.models, kube=c.kube, prom=c.prom, backend=backend, sleeps=sleeps,
+            cfg=RolloutConfig(backend="kserve", policy=policy, kserve=kcfg), versions=template[1],
+            cand=cand, champ=c.models.champion(), kurl=c.kurl, purl=c.purl,
+            dataset=c.clients["dataset"], canary_dep=f"{NAME}-v{cand.version}-predictor",
         )  # fmt: skip
 
     yield make

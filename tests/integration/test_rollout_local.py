@@ -1,5 +1,5 @@
-"""The local backend end to end: real loopback predictor servers (``hairseg serve``), real
-tiny ONNX models, a real SQLite MLflow registry. Nothing is faked.
+"""The local backend end to end: real loopback predictor servers (``python -m
+hairseg_serving``), real tiny ONNX models, a real SQLite MLflow registry. Nothing is faked.
 
 Each faulty candidate is a faulty model (see rollout_support): it must be rolled back
 automatically with ``champion`` unchanged, while the stable server answers every request
@@ -24,17 +24,11 @@ import rollout_support as rs  # isort: skip
 
 pytestmark = pytest.mark.slow
 
+# Loopback latency on a shared 2-core box is noisy: allow 4x p95; the slow model is ~10x.
 POLICY = PolicyConfig(
-    steps=(20, 50, 100),
-    min_requests=6,
-    min_mirrored=3,
-    max_error_rate=0.05,
-    # Loopback latency on a shared 2-core box is noisy: allow 4x; the slow model is ~10x.
-    max_p95_ratio=4.0,
-    max_p95_ms=5000.0,
-    max_disagreement=0.2,
-    max_holds=1,
-)
+    steps=(20, 50, 100), min_requests=6, min_mirrored=3, max_error_rate=0.05,
+    max_p95_ratio=4.0, max_p95_ms=5000.0, max_disagreement=0.2, max_holds=1,
+)  # fmt: skip
 CFG = RolloutConfig(
     policy=POLICY,
     local=LocalConfig(mirror_fraction=0.5, max_requests_per_step=200, seed=11),

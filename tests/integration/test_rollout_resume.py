@@ -21,6 +21,7 @@ import yaml
 
 from hairseg import registry
 from hairseg.rollout.local_backend import read_local_state
+from hairseg.rollout.servers import SERVE_COMMAND
 
 import rollout_support as rs  # isort: skip
 
@@ -99,7 +100,7 @@ def _no_orphan_servers(marker: str) -> None:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if marker in cmdline and "serve" in cmdline:
+            if marker in cmdline and SERVE_COMMAND[-1] in cmdline:
                 alive.append(pid)
         if not alive or time.monotonic() > deadline:
             break

@@ -20,8 +20,6 @@ back as documented, leave no half-written model version and move no alias.
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -39,6 +37,7 @@ import yaml
 from hairseg import imaging
 from hairseg.features.store import INFERENCE_STATS_COLUMNS
 
+from cli_support import run_cli  # isort: skip
 import rollout_support as rs  # isort: skip
 import stores  # isort: skip
 from test_feast import _image_stats  # isort: skip
@@ -109,38 +108,10 @@ def run(
     )  # fmt: skip
 
 
-@contextlib.contextmanager
-def _environ(extra: dict | None):
-    saved = {k: os.environ.get(k) for k in extra or {}}
-    os.environ.update(extra or {})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def cli(world: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    """``hairseg ARGS`` in this process (``hairseg.cli.main``): no second import of MLflow,
-    ONNX and friends (~20 s a process on 2 cores). Same exit codes and messages."""
-    from hairseg.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        _environ(env),
-        contextlib.chdir(world["root"]),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return subprocess.CompletedProcess(["hairseg", *args], code, out.getvalue(), err.getvalue())
+    """``hairseg ARGS`` in this process in the world's root (no second import of MLflow,
+    ONNX and friends: ~20 s a process on 2 cores). Same exit codes and messages."""
+    return run_cli(*args, cwd=world["root"], env=env)
 
 
 def registry_rows(world: dict) -> dict:

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-
-def _hairseg(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hairseg", *args], capture_output=True, text=True, timeout=120
-    )
+from cli_support import run_subprocess as _hairseg  # isort: skip
 
 
 def test_help_and_version() -> None:

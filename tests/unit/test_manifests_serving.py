@@ -10,8 +10,10 @@
   classes (and the Kubernetes client's for embedded core types): every key must be a
   known attribute, and the model must round-trip to the same document.
 - Our own rules: Serverless mode (Standard in overlays/standard), probes on the served port, the runtime and model format
-  line up, the mounted params parse into ``ServeConfig``, GPU limits, node selector and
-  toleration in the GPU overlay only.
+  line up, the mounted params plus the runtime's args parse (through the container's own
+  parser) into the ``ServeConfig`` the pod serves, the ConfigMap is params.yaml's ``serve:``
+  (generated), GPU limits, node selector and toleration (the node contract) in the GPU
+  overlay only.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import kubernetes.client.models as k8s_models
 import kubernetes_validate
 import pytest
 import yaml
-from hairseg_serving.settings import ServeConfig
+from hairseg_serving.configmap import render
+from hairseg_serving.settings import ServeConfig, load_serve_config
 
-from hairseg.config import section
+from hairseg.config import load_params
+from hairseg.gpu_nodes import GPU_RESOURCE, NODE_LABEL, TOLERATION
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "serving" / "manifests"
@@ -246,7 +250,7 @@ def test_strict_load_rejects_a_misspelt_field():
 # -- our own rules -------------------------------------------------------------------------
 
 
-def test_inference_service_contract(rendered):
+def test_inference_service_contract(rendered, tmp_path):
     target, docs = rendered
     isvc = docs["InferenceService", "hairseg"]
     runtime = docs["ServingRuntime", "hairseg-onnx"]
@@ -286,15 +290,39 @@ def test_inference_service_contract(rendered):
     volumes = {v["name"] for v in runtime["spec"]["volumes"]}
     assert set(mounts) <= volumes
     grace = isvc["spec"]["predictor"]["terminationGracePeriodSeconds"]
-    params = yaml.safe_load(docs["ConfigMap", "hairseg-serve-params"]["data"]["params.yaml"])
-    cfg = section(params, "serve", ServeConfig)  # strict: unknown keys fail
-    assert cfg.host == "0.0.0.0" and cfg.port == port
-    assert cfg.grace_period_s < grace  # drain before the kubelet kills the pod
     assert (
         mounts["serve-params"] == "/etc/hairseg"
         and "--params=/etc/hairseg/params.yaml" in container["args"]
     )
+    cfg = served_config(docs, tmp_path)
+    assert cfg.host == "0.0.0.0" and cfg.port == port
+    assert cfg.grace_period_s < grace  # drain before the kubelet kills the pod
     assert str(Path(cfg.inference_log_dir)).startswith(mounts["inference-log"])
+    assert cfg.feature_repo == "/app/feature_repo"  # serving/Dockerfile copies the repo there
+
+
+def served_config(docs: dict[tuple[str, str], dict], tmp_path: Path) -> ServeConfig:
+    """What the pod serves: the mounted ConfigMap with the ServingRuntime's args on top,
+    through the container's own parser (``python -m hairseg_serving``)."""
+    from hairseg_serving.__main__ import build_parser
+    from hairseg_serving.flags import argparse_overrides
+
+    params = tmp_path / "params.yaml"
+    params.write_text(docs["ConfigMap", "hairseg-serve-params"]["data"]["params.yaml"])
+    args = docs["ServingRuntime", "hairseg-onnx"]["spec"]["containers"][0]["args"]
+    argv = [a.replace("{{.Name}}", "hairseg") for a in args] + [f"--params={params}"]
+    parsed = build_parser().parse_args(argv)
+    return load_serve_config(parsed.params, **argparse_overrides(parsed))  # strict: no unknown keys
+
+
+def test_configmap_is_generated_from_params_yaml():
+    """One source: the ConfigMap's serve: is params.yaml's (python -m hairseg_serving.configmap)."""
+    text = (MANIFESTS / "base" / "configmap.yaml").read_text()
+    assert text == render((REPO / "params.yaml").read_text()), (
+        "serving/manifests/base/configmap.yaml is stale: run python -m hairseg_serving.configmap"
+    )
+    mounted = yaml.safe_load(yaml.safe_load(text)["data"]["params.yaml"])
+    assert mounted == {"serve": load_params(REPO / "params.yaml")["serve"]}
 
 
 def test_gpu_only_in_the_gpu_overlay(rendered):
@@ -303,19 +331,17 @@ def test_gpu_only_in_the_gpu_overlay(rendered):
     resources = predictor["model"]["resources"]
     image = docs["ServingRuntime", "hairseg-onnx"]["spec"]["containers"][0]["image"]
     if target == "overlays/gpu":
-        assert resources["limits"]["nvidia.com/gpu"] == "1"
-        assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"]
-        assert predictor["nodeSelector"] == {"hairseg.io/accelerator": "nvidia-gpu"}
-        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor[
-            "tolerations"
-        ]
+        assert resources["limits"][GPU_RESOURCE] == "1"
+        assert resources["requests"][GPU_RESOURCE] == resources["limits"][GPU_RESOURCE]
+        assert predictor["nodeSelector"] == dict([NODE_LABEL])  # the node contract
+        assert predictor["tolerations"] == [TOLERATION]
         assert image.endswith("-gpu")
         args = docs["ServingRuntime", "hairseg-onnx"]["spec"]["containers"][0]["args"]
         assert "--max_batch_size=16" in args and "--model=/mnt/models" in args
         # The rest of the base survives the patch.
         assert predictor["model"]["storageUri"] and predictor["minReplicas"] >= 1
     else:
-        assert "nvidia.com/gpu" not in str(resources)
+        assert GPU_RESOURCE not in str(resources)
         assert "nodeSelector" not in predictor and "tolerations" not in predictor
         assert not image.endswith("-gpu")
 

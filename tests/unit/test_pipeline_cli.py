@@ -16,17 +16,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from cli_support import run_cli, run_subprocess  # isort: skip
+from http_fakes import JsonHandler, serve  # isort: skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,18 +55,7 @@ def _filter_name(query: dict[str, list[str]]) -> str | None:
 
 
 def _make_handler(state: FakeKfp) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            pass
-
-        def _send(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def _authorised(self, path: str) -> bool:
             if state.auth is None or (state.auth == "api" and path.endswith("/healthz")):
                 return True
@@ -78,13 +68,7 @@ def _make_handler(state: FakeKfp) -> type[BaseHTTPRequestHandler]:
             if "Content-Length" in self.headers:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
             if state.login_page:
-                page = b"<html><body>Sign in</body></html>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-                return None
+                return self._send_bytes(200, b"<html><body>Sign in</body></html>", "text/html")
             if not self._authorised(url.path):
                 return self._send(401, {"error": "Unauthorized", "code": 16, "message": "no"})
             p = url.path.removeprefix("/apis/v2beta1")
@@ -163,11 +147,9 @@ def _make_handler(state: FakeKfp) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def fake_kfp() -> Iterator[tuple[str, FakeKfp]]:
     state = FakeKfp()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, url = serve(_make_handler(state))
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
+        yield url, state
     finally:
         server.shutdown()
         server.server_close()
@@ -176,45 +158,17 @@ def fake_kfp() -> Iterator[tuple[str, FakeKfp]]:
 def hairseg_subprocess(
     *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, run from the project root."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KFP_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "hairseg", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full_env,
-    )
+    """The real CLI in a subprocess, run from the project root, without the caller's KFP_*."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KFP_")}
+    return run_subprocess(*args, cwd=ROOT, env={**base, **(env or {})}, timeout=120)
 
 
 @pytest.fixture
 def hairseg(monkeypatch: pytest.MonkeyPatch):
     """``hairseg ARGS`` through ``hairseg.cli.main`` in this process, from the project root."""
-    import contextlib
-    import io
-
-    from hairseg.cli import main
-
-    monkeypatch.chdir(ROOT)
     for key in [k for k in os.environ if k.startswith("KFP_")]:
         monkeypatch.delenv(key)
-
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        out, err = io.StringIO(), io.StringIO()
-        with monkeypatch.context() as m:
-            for key, value in (env or {}).items():
-                m.setenv(key, value)
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    main(list(args))
-                    code = 0
-                except SystemExit as exc:
-                    code = int(exc.code or 0)
-        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-
-    return run
+    return lambda *args, env=None: run_cli(*args, cwd=ROOT, env=env)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:

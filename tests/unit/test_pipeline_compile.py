@@ -11,6 +11,7 @@ import yaml
 
 from hairseg import __version__
 from hairseg.config import load_params
+from hairseg.gpu_nodes import GPU_RESOURCE, NODE_LABEL, TOLERATION
 
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("kfp")
@@ -128,7 +129,7 @@ def test_train_step_requests_a_gpu_on_the_terraform_gpu_pool(
     executors = spec.deployment_spec.fields["executors"].struct_value.fields
     train = executors["exec-train-model"].struct_value.fields["container"].struct_value
     accelerator = train.fields["resources"].struct_value.fields["accelerator"].struct_value
-    assert accelerator.fields["resourceType"].string_value == "nvidia.com/gpu"
+    assert accelerator.fields["resourceType"].string_value == GPU_RESOURCE
     assert accelerator.fields["resourceCount"].string_value == "1"
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(k8s) == {"exec-train-model", "exec-build-features"}
@@ -140,25 +141,9 @@ def test_train_step_requests_a_gpu_on_the_terraform_gpu_pool(
         "FEAST_REDIS_CONNECTION_STRING",
         "HAIRSEG_FEATURE_SOURCE_ROOT",
     }
-    # the label and taint the Terraform GPU node groups set
-    main_tf = (ROOT / "infra/terraform/modules/aws-gpu-cluster/main.tf").read_text()
-    label = re.search(r'"hairseg\.io/accelerator"\s*=\s*"([^"]+)"', main_tf)
-    taint = re.search(
-        r'gpu_taint\s*=\s*\{\s*key\s*=\s*"([^"]+)",\s*value\s*=\s*"([^"]+)",\s*effect\s*=\s*"([^"]+)"',
-        main_tf,
-    )
-    assert label and taint
-    assert k8s["exec-train-model"]["nodeSelector"]["labels"] == {
-        "hairseg.io/accelerator": label.group(1)
-    }
-    assert k8s["exec-train-model"]["tolerations"] == [
-        {
-            "key": taint.group(1),
-            "operator": "Equal",
-            "value": taint.group(2),
-            "effect": taint.group(3),
-        }
-    ]
+    # the node contract the Terraform GPU pools set (tests/infra/test_gpu_node_contract.py)
+    assert k8s["exec-train-model"]["nodeSelector"]["labels"] == dict([NODE_LABEL])
+    assert k8s["exec-train-model"]["tolerations"] == [TOLERATION]
 
 
 def test_every_step_runs_in_the_versioned_project_image(

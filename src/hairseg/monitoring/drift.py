@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.monitoring.inference_log import STAT_FIELDS
 
 __all__ = [
     "DEFAULT_DRIFT_COLUMNS",
@@ -36,13 +37,9 @@ log = logging.getLogger(__name__)
 # 2: bad input). A scheduler triggers retraining on it.
 EXIT_DRIFT = 3
 
-DEFAULT_DRIFT_COLUMNS: tuple[str, ...] = (
-    "brightness",
-    "contrast",
-    "sharpness",
-    "saturation",
-    "hue_mean",
-    "hair_coverage",
+# The logged image statistics but the size (which says nothing about the content).
+DEFAULT_DRIFT_COLUMNS: tuple[str, ...] = tuple(
+    name for name in STAT_FIELDS if name not in ("width", "height")
 )
 
 REPORT_HTML = "drift_report.html"

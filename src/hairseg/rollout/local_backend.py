@@ -1,7 +1,7 @@
 """The embedded backend: stable and canary predictor servers on loopback, replayed traffic.
 
 The stable server serves the champion, the canary server the candidate — both the real
-serving code (``hairseg serve``). Each step replays the dataset's test-split images,
+serving code (``python -m hairseg_serving``). Each step replays the dataset's test-split images,
 routing request ``i`` to the canary when a seeded hash of ``i`` falls under the step's
 percentage; a sample of the canary's requests is mirrored to stable to compare masks.
 With ``rollout.local.real_photos`` set, every step also sends each real photo of that set

@@ -1,4 +1,9 @@
-"""Loopback predictor processes: the real serving code (``hairseg serve``) in a subprocess.
+"""Loopback predictor processes: the real serving code in a subprocess.
+
+The process is the serving door's container entry point, ``python -m hairseg_serving``
+(:data:`SERVE_COMMAND`), with KServe's flags: the gate checks a candidate in the very
+program the cluster runs. The core names that program but never imports it (the import
+contract in pyproject.toml); a caller may pass another ``command`` that takes the same flags.
 
 Used by the local backend (stable + canary servers) and by the pre-traffic gate of both
 backends: a candidate must load in the serving code and answer a smoke request before any
@@ -24,7 +29,10 @@ from pathlib import Path
 from hairseg.errors import HairsegError
 from hairseg.rollout.traffic import PredictError, PredictorClient
 
-__all__ = ["GateError", "PredictorProcess", "free_port", "smoke_test"]
+__all__ = ["SERVE_COMMAND", "GateError", "PredictorProcess", "free_port", "smoke_test"]
+
+# The predictor program (after the interpreter): the serving door's container entry point.
+SERVE_COMMAND: tuple[str, ...] = ("-m", "hairseg_serving")
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +56,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class PredictorProcess:
-    """``hairseg serve --model MODEL`` on a loopback port, started and stopped by us."""
+    """``python -m hairseg_serving --model MODEL`` on a loopback port, started and stopped
+    by us. ``params_path`` supplies the ``serve:`` and ``priors:`` sections (skipped if
+    missing, as the cluster's ConfigMap would be); ``command`` replaces :data:`SERVE_COMMAND`."""
 
     def __init__(
         self,
@@ -60,6 +70,8 @@ class PredictorProcess:
         extra_args: Sequence[str] = (),
         start_timeout_s: float = 60.0,
         request_timeout_s: float = 30.0,
+        params_path: str | Path = "params.yaml",
+        command: Sequence[str] = SERVE_COMMAND,
     ) -> None:
         self.model_path = Path(model_path)
         self.label = label
@@ -67,6 +79,8 @@ class PredictorProcess:
         self.host = host
         self.port = free_port(host)
         self.extra_args = list(extra_args)
+        self.params_path = Path(params_path)
+        self.command = list(command)
         self.start_timeout_s = start_timeout_s
         self.request_timeout_s = request_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
@@ -86,11 +100,11 @@ class PredictorProcess:
         """Start the process without waiting (start several, then wait for each)."""
         # Rollout traffic is synthetic: keep it out of the monitoring log and access log.
         cmd = [
-            sys.executable, "-m", "hairseg", "--log-level", "warning", "serve",
-            "--model", str(self.model_path),
-            "--host", self.host, "--port", str(self.port),
-            "--model-name", self.model_name,
-            "--inference-log-dir", "", "--feature-repo", "", "--no-access-log",
+            sys.executable, *self.command, "--log_level", "WARNING",
+            "--model", str(self.model_path), "--params", str(self.params_path),
+            "--host", self.host, "--http_port", str(self.port),
+            "--model_name", self.model_name,
+            "--inference_log_dir", "", "--feature_repo", "", "--no_access_log",
             *self.extra_args,
         ]  # fmt: skip
         log.info("starting %s predictor: %s", self.label, " ".join(cmd))

@@ -1,7 +1,8 @@
 """``hairseg pipeline``: compile, upload and run the Kubeflow pipelines, or run them locally.
 
-KFP is imported only inside the commands (through ``hairseg_pipelines``), so the core and
-the rest of the CLI never pay for it.
+This door registers the command itself (entry point ``hairseg.commands:pipeline`` in
+pyproject.toml); the core never imports it. KFP is imported only inside the commands, so
+``hairseg --help`` and the other commands never pay for it.
 """
 
 from __future__ import annotations
@@ -14,52 +15,40 @@ from typing import Any
 
 import click
 
+from hairseg.cli.options import params_option, tracking_option
 from hairseg.errors import EXIT_USAGE, HairsegError
 
 __all__ = ["pipeline"]
 
 PIPELINE_NAMES = ("hairseg-training", "hairseg-drift", "hairseg-batch")
 
-PARAMS_OPTION = click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path),
-    default=Path("params.yaml"),
-    show_default=True,
-    help="params.yaml whose sections become the pipeline parameters' defaults.",
+PARAMS_OPTION = params_option(
+    "params.yaml whose sections become the pipeline parameters' defaults.", dest="params_file"
 )
-REGISTRY_OPTION = click.option(
+DIR = click.Path(path_type=Path, file_okay=False)
+
+
+def _env_option(flag: str, envvar: str, help: str):
+    """``--flag VALUE`` that falls back to ``$envvar`` (named in the help)."""
+    return click.option(flag, envvar=envvar, default=None, help=f"{help} [env {envvar}].")
+
+
+REGISTRY_OPTION = _env_option(
     "--registry",
-    envvar="HAIRSEG_IMAGE_REGISTRY",
-    default=None,
-    help="Image repository of the project image the steps run in "
-    "[env HAIRSEG_IMAGE_REGISTRY; default ghcr.io/hairseg/hairseg]; tag = package version.",
+    "HAIRSEG_IMAGE_REGISTRY",
+    "Image repository of the project image the steps run in (tag = package version; "
+    "default ghcr.io/hairseg/hairseg)",
 )
 PIPELINE_OPTION = click.option(
     "--pipeline",
     "pipeline_name",
     type=click.Choice(PIPELINE_NAMES),
     default="hairseg-training",
-    show_default=True,
+    help="Which pipeline [default: hairseg-training].",
 )
-HOST_OPTION = click.option(
-    "--host",
-    envvar="KFP_HOST",
-    default=None,
-    help="KFP API/UI address, e.g. http://localhost:8080 [env KFP_HOST].",
-)
-TOKEN_OPTION = click.option(
-    "--token",
-    envvar="KFP_TOKEN",
-    default=None,
-    help="Bearer token sent as 'Authorization: Bearer ...' [env KFP_TOKEN].",
-)
-NAMESPACE_OPTION = click.option(
-    "--namespace",
-    envvar="KFP_NAMESPACE",
-    default=None,
-    help="Profile namespace on multi-user Kubeflow [env KFP_NAMESPACE].",
-)
+HOST_OPTION = _env_option("--host", "KFP_HOST", "KFP API/UI address, e.g. http://localhost:8080")
+TOKEN_OPTION = _env_option("--token", "KFP_TOKEN", "Bearer token ('Authorization: Bearer ...')")
+NAMESPACE_OPTION = _env_option("--namespace", "KFP_NAMESPACE", "Profile namespace (multi-user)")
 PARAM_OPTION = click.option(
     "--param",
     "param_pairs",
@@ -68,6 +57,24 @@ PARAM_OPTION = click.option(
     help="Override a parameter (repeatable): 'train.epochs=3' sets a key of a params.yaml "
     "section, 'mlflow_tracking_uri=http://...' a pipeline parameter. VALUE is YAML.",
 )
+
+
+PIPELINE_ROOT_HELP = "Where kfp.local writes each task's artifacts [.hairseg/kfp-local]."
+
+
+def _stack(*options):
+    """One decorator applying ``options`` in the order written."""
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+KFP_API_OPTIONS = _stack(HOST_OPTION, TOKEN_OPTION, NAMESPACE_OPTION)
+RUN_OPTIONS = _stack(PIPELINE_OPTION, PARAMS_OPTION, PARAM_OPTION)
 
 
 def _image(registry: str | None) -> str:
@@ -92,6 +99,7 @@ def parse_param_pairs(
     Returns only the parameters the pairs touched. Unknown names are usage errors.
     """
     import yaml
+
     from hairseg_pipelines.local import deep_merge
 
     args: dict[str, Any] = {}
@@ -162,18 +170,8 @@ def pipeline() -> None:
 @pipeline.command("compile")
 @PARAMS_OPTION
 @REGISTRY_OPTION
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("."),
-    show_default=True,
-    help="Project root; YAML goes to ROOT/pipelines/compiled/<name>-v<version>.yaml.",
-)
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Write nothing; exit 1 if the committed YAML differs from what the source compiles to.",
-)
+@click.option("--root", type=DIR, default=Path("."), help="Project root [default: .].")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the committed YAML is stale.")
 def compile_cmd(params_file: Path, registry: str | None, root: Path, check: bool) -> None:
     """Compile hairseg-training, hairseg-drift and hairseg-batch to versioned YAML."""
     from hairseg_pipelines.compile import PIPELINES, compile_all, compile_to_text
@@ -197,9 +195,7 @@ def compile_cmd(params_file: Path, registry: str | None, root: Path, check: bool
 
 
 @pipeline.command("upload")
-@HOST_OPTION
-@TOKEN_OPTION
-@NAMESPACE_OPTION
+@KFP_API_OPTIONS
 @PIPELINE_OPTION
 @PARAMS_OPTION
 @REGISTRY_OPTION
@@ -243,12 +239,8 @@ def upload_cmd(
 
 
 @pipeline.command("run")
-@HOST_OPTION
-@TOKEN_OPTION
-@NAMESPACE_OPTION
-@PIPELINE_OPTION
-@PARAMS_OPTION
-@PARAM_OPTION
+@KFP_API_OPTIONS
+@RUN_OPTIONS
 @click.option(
     "--version",
     "version_name",
@@ -300,29 +292,13 @@ def run_cmd(
 
 
 @pipeline.command("run-local")
-@PIPELINE_OPTION
-@PARAMS_OPTION
-@PARAM_OPTION
+@RUN_OPTIONS
 @click.option("--tiny", is_flag=True, help="Tiny data and one epoch: the whole DAG in minutes.")
+@click.option("--cache/--no-cache", default=True, help="Reuse cached steps [default: on].")
 @click.option(
-    "--cache/--no-cache",
-    default=True,
-    show_default=True,
-    help="Reuse outputs of cache-enabled steps from earlier runs under --pipeline-root.",
+    "--pipeline-root", type=DIR, default=Path(".hairseg/kfp-local"), help=PIPELINE_ROOT_HELP
 )
-@click.option(
-    "--pipeline-root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path(".hairseg/kfp-local"),
-    show_default=True,
-    help="Where kfp.local writes each task's artifacts.",
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow store [env MLFLOW_TRACKING_URI; default sqlite:///<cwd>/.hairseg/mlflow.db].",
-)
+@tracking_option("MLflow store")
 def run_local_cmd(
     pipeline_name: str,
     params_file: Path,
