@@ -65,15 +65,30 @@ _WORKER: dict[str, Any] = {}
 
 
 def init_worker(
-    model_path: str, cfg: BatchConfig, dest: str, as_dataset: bool, version: str
+    model_path: str | None,
+    cfg: BatchConfig,
+    dest: str,
+    as_dataset: bool,
+    version: str,
+    teacher: Any = None,
 ) -> None:
-    from hairseg.inference import OnnxSegmenter
+    """Set up this process: the model alone, or with ``teacher`` (a
+    :class:`~hairseg.data.pseudo_label.TeacherSpec`) the pseudo-label teacher."""
+    segmenter = labeller = None
+    if teacher is not None:
+        from hairseg.data.pseudo_label import Teacher
 
+        labeller = Teacher(teacher, intra_op_threads=1)
+    else:
+        from hairseg.inference import OnnxSegmenter
+
+        segmenter = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=1)
     _WORKER.update(
-        segmenter=OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=1),
+        segmenter=segmenter,
+        teacher=labeller,
         cfg=cfg,
         dest=Path(dest),
-        as_dataset=as_dataset,
+        as_dataset=as_dataset or teacher is not None,
         version=version,
     )
 
@@ -123,6 +138,10 @@ def process_item(item: InputItem) -> dict[str, Any]:
         rgb = imaging.decode_image(data, max_pixels=cfg.max_pixels)
         t2 = time.perf_counter()
         row["decode_ms"] = (t2 - t1) * 1e3
+        if _WORKER["teacher"] is not None:
+            stage = "label"
+            _teach(item, rgb, row, t2)
+            return _finish(row, t0, cpu0)
         stage = "predict"
         logits = seg.logits(imaging.preprocess([rgb], seg.input_size))
         h, w = rgb.shape[:2]
@@ -156,7 +175,37 @@ def process_item(item: InputItem) -> dict[str, Any]:
         row.update(status="failed", error=exc.message)
     except Exception as exc:  # a bad item must never end the run
         row.update(status="failed", error=f"{stage} failed: {type(exc).__name__}: {exc}")
+    return _finish(row, t0, cpu0)
+
+
+def _finish(row: dict[str, Any], t0: float, cpu0: float) -> dict[str, Any]:
     row["total_ms"] = (time.perf_counter() - t0) * 1e3
     row["cpu_ms"] = (time.process_time() - cpu0) * 1e3
     row["finished_at"] = _now()
     return row
+
+
+def _teach(item: InputItem, rgb: np.ndarray, row: dict[str, Any], t2: float) -> None:
+    """The pseudo-label teacher on one image: a dataset row (image, mask, per-pixel
+    confidence at the labelled size) or ``skipped`` with the teacher's reason."""
+    out = _WORKER["teacher"].label(rgb)
+    t3 = time.perf_counter()
+    row["infer_ms"] = (t3 - t2) * 1e3
+    h, w = out.rgb.shape[:2]
+    row["width"], row["height"] = w, h
+    if out.label is None:
+        row.update(status="skipped", error=out.reason)
+        return
+    dest, label = _WORKER["dest"], out.label
+    row.update(imaging.image_statistics(out.rgb, label.mask).as_dict())
+    row["confidence"] = round(label.confidence, 4)
+    row["face_count"] = label.n_faces
+    row["image_path"] = f"images/{item.id}.png"
+    row["mask_path"] = f"masks/{item.id}.png"
+    row["confidence_path"] = f"confidence/{item.id}.png"
+    _write_atomic(dest / row["image_path"], imaging.encode_png(out.rgb))
+    _write_atomic(dest / row["mask_path"], _encode_mask(label.mask))
+    conf = np.round(label.confidence_map * 255).astype(np.uint8)
+    _write_atomic(dest / row["confidence_path"], _encode_mask(conf))
+    row["write_ms"] = (time.perf_counter() - t3) * 1e3
+    row["status"] = "ok"

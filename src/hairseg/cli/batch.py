@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from hairseg.cli.data import teacher_options
 from hairseg.errors import HairsegError
 
 __all__ = ["predict"]
@@ -65,6 +66,12 @@ __all__ = ["predict"]
     help="Write DEST in the dataset format (images/, masks/, manifest.parquet, source=pseudo, per-image confidence).",
 )
 @click.option(
+    "--teacher",
+    is_flag=True,
+    help="Pseudo-label mode (implies --as-dataset): the MediaPipe priors label each image, joined by --model only when it is given; DEST gets confidence/ maps and passes the Great Expectations gate (as `hairseg data pseudo-label`).",
+)
+@teacher_options
+@click.option(
     "--licence",
     default="unknown",
     show_default=True,
@@ -94,6 +101,11 @@ def predict(
     tryon_shade: str | None,
     max_pixels: int | None,
     as_dataset: bool,
+    teacher: bool,
+    models_dir: Path | None,
+    split: str,
+    reports_dir: Path,
+    no_validate: bool,
     licence: str,
     params_file: Path,
     progress: bool | None,
@@ -114,12 +126,25 @@ def predict(
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     shard_spec = batch.parse_shard(shard)
 
-    registered = None
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if model_uri.startswith("models:/"):
-        uri = uri or registry.default_tracking_uri(Path.cwd())
-        registered = f"models:/{registry.MODEL_NAME}/{registry.resolve_version(uri, model_uri)}"
-    model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
+    spec = None
+    model_given = click.get_current_context().get_parameter_source("model_uri")
+    registered, model_path = None, None
+    if not teacher or model_given is not click.core.ParameterSource.DEFAULT:
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if model_uri.startswith("models:/"):
+            uri = uri or registry.default_tracking_uri(Path.cwd())
+            version = registry.resolve_version(uri, model_uri)
+            registered = f"models:/{registry.MODEL_NAME}/{version}"
+        model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
+    if teacher:
+        from hairseg.data.pseudo_label import PseudoLabelConfig, TeacherSpec
+        from hairseg.priors import PriorsConfig
+
+        priors = section(params, "priors", PriorsConfig)
+        if models_dir is not None:
+            priors = dataclasses.replace(priors, models_dir=str(models_dir))
+        pseudo = section(params, "pseudo_label", PseudoLabelConfig)
+        spec = TeacherSpec(pseudo, priors, None if model_path is None else str(model_path))
 
     listed = batch.list_inputs(src)
     inside = dest.resolve()  # DEST inside SRC: its own masks are not inputs on a rerun
@@ -134,10 +159,26 @@ def predict(
         cfg,
         shard=shard_spec,
         as_dataset=as_dataset,
+        teacher=spec,
         registered_version=registered,
         licence=licence,
+        split=split,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
+    if spec is not None and not no_validate and summary.n_ok:
+        from hairseg.data.pseudo_label import validate_pseudo_dataset
+
+        # the gate judges what was written, failed rows or not
+        click.echo(
+            validate_pseudo_dataset(
+                dest,
+                params,
+                split=split,
+                models_dir=spec.priors.models_dir,
+                reports_dir=reports_dir,
+                on_failure=lambda line: click.echo(f"  FAILED {line}", err=True),
+            )
+        )
     if summary.n_failed:
         raise HairsegError(summary.line())
     click.echo(summary.line())
