@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from hairseg.cli.data import teacher_options
+from hairseg.cli.options import params_option, resolve_tracking_uri, tracking_option
 from hairseg.errors import HairsegError
 
 __all__ = ["predict"]
@@ -26,12 +26,7 @@ __all__ = ["predict"]
     show_default=True,
     help="A .onnx file, a model folder, or models:/NAME@ALIAS | models:/NAME/VERSION.",
 )
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow registry for models:/ [env MLFLOW_TRACKING_URI; default sqlite:///<cwd>/.hairseg/mlflow.db].",
-)
+@tracking_option("MLflow registry for models:/")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Worker processes [batch.workers]."
 )
@@ -77,13 +72,9 @@ __all__ = ["predict"]
     show_default=True,
     help="With --as-dataset: the manifest's licence column.",
 )
-@click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("params.yaml"),
-    show_default=True,
-    help="params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+@params_option(
+    "params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+    dest="params_file",
 )
 @click.option(
     "--progress/--no-progress",
@@ -130,12 +121,12 @@ def predict(
     model_given = click.get_current_context().get_parameter_source("model_uri")
     registered, model_path = None, None
     if not teacher or model_given is not click.core.ParameterSource.DEFAULT:
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        uri = tracking_uri or ""
         if model_uri.startswith("models:/"):
-            uri = uri or registry.default_tracking_uri(Path.cwd())
+            uri = resolve_tracking_uri(tracking_uri)
             version = registry.resolve_version(uri, model_uri)
             registered = f"models:/{registry.MODEL_NAME}/{version}"
-        model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
+        model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri)
     if teacher:
         from hairseg.data.pseudo_label import PseudoLabelConfig, TeacherSpec
         from hairseg.priors import PriorsConfig

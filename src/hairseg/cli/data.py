@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from hairseg.cli.options import params_option as shared_params_option
 from hairseg.cli.options import path_option
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.jsonio import write_json_atomic
@@ -41,14 +42,7 @@ def _notice(message: str) -> None:
     click.echo(f"hairseg: notice: {message}", err=True)
 
 
-params_option = click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="params.yaml",
-    show_default=True,
-    help=PARAMS_HELP,
-)
+params_option = shared_params_option(PARAMS_HELP, dest="params_file")
 
 
 @click.group()
