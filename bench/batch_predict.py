@@ -8,6 +8,10 @@ int8`` quantizes it too. Every process runs ORT with one intra-op thread.
 
 - model-only: each process loads the session, preprocesses its share of the images
   (untimed), then all start together and time ``session.run`` alone; img/s = images / wall.
+  Not :func:`hairseg.quantize.time_models`: that one times a single random tensor per call
+  in one process (a median latency), while the comparison here needs model-only
+  *throughput* with N processes running at once (a barrier, then wall clock over real
+  preprocessed images). Its one-process figure is printed beside ours as a cross-check.
 - batch: ``run_batch`` into a fresh folder (read, decode, preprocess, infer, post-process,
   stats, mask PNG written, rows flushed, table compacted). *steady* img/s counts from the
   first to the last finished row (worker start-up excluded, reported as its own column);
@@ -166,6 +170,11 @@ def main() -> None:
                     f"start-up {b['startup_s']:.1f} s",
                     flush=True,
                 )
+        from hairseg.model import ModelConfig
+        from hairseg.quantize import time_models
+
+        latency = time_models({"m": model}, ModelConfig().input_size, repeats=200, threads=1)
+        print(f"cross-check: time_models (1 process, random tensor) {1e3 / latency['m']:.1f} img/s")
     load_after = os.getloadavg()
     med = {p: (_median(v["model"]), _median(v["batch"])) for p, v in runs.items()}
     base_ips, base_cpu = med[min(med)][0]["ips"], med[min(med)][0]["cpu_ms"]
@@ -199,7 +208,8 @@ def main() -> None:
         f"{args.rounds} interleaved rounds. Load average (1 min) {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after: above the process count, other jobs shared the cores and "
         "the wall-clock img/s are lower bounds; CPU ms/img (process CPU time per image) "
-        "depends far less on it.",
+        "depends far less on it. `hairseg.quantize.time_models` (one process, median of 200 "
+        f"calls on a random tensor) gives {1e3 / latency['m']:.1f} img/s for the same model.",
         "",
         "| processes | model-only img/s | model-only CPU ms/img | batch steady img/s | "
         "batch CPU ms/img | batch end-to-end img/s | start-up s | batch / model-only "

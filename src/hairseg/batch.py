@@ -13,8 +13,16 @@ Output folder ``DEST`` (local)::
     tryon/<id>.jpg            with a try-on shade
     images/<id>.<ext>         with ``as_dataset``: the input, so DEST is a dataset
     manifest.parquet          with ``as_dataset``: the dataset manifest (source=pseudo)
+    confidence/<id>.png       with ``teacher``: per-pixel label confidence (0-255)
     results[-<i>-of-<n>].parquet   one row per input (the shard's table when sharded)
     .batch/<shard>/part-*.parquet  rows not yet compacted (a run that was killed)
+
+With ``teacher`` (a :class:`~hairseg.data.pseudo_label.TeacherSpec`) the workers run the
+pseudo-label teacher (MediaPipe priors, plus the current model if it names one) instead
+of the model alone: DEST is a dataset (images shrunk to the teacher's ``max_side``, masks,
+confidence maps, a manifest with ``source = pseudo`` and per-image confidence), and images
+the teacher declines (no face, low confidence) are ``skipped`` rows with the reason.
+``hairseg data pseudo-label`` is this mode.
 
 Resumable: rows are flushed to part files atomically as they arrive; at the end (and at
 the start of a rerun) parts and the table are compacted, keeping the latest row per id.
@@ -69,11 +77,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 RESULT_COLUMNS: dict[str, str] = {
     "id": "string",
     "uri": "string",
-    "status": "string",  # ok | failed
+    "status": "string",  # ok | failed | skipped (the pseudo-label teacher declined it)
     "error": "string",
     "mask_path": "string",
     "tryon_path": "string",
     "image_path": "string",
+    "confidence_path": "string",  # teacher mode: per-pixel confidence (0-255)
+    "face_count": "Int64",  # teacher mode
     "bytes": "Int64",
     "width": "Int64",
     "height": "Int64",
@@ -109,6 +119,7 @@ class BatchSummary:
     seconds: float
     results_path: Path
     failures: list[tuple[str, str]] = field(default_factory=list)
+    n_declined: int = 0  # teacher mode: skipped rows (no face, low confidence)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -118,8 +129,9 @@ class BatchSummary:
 
     def line(self) -> str:
         ips = self.n_processed / self.seconds if self.seconds > 0 else 0.0
+        declined = f"{self.n_declined} declined by the teacher, " if self.n_declined else ""
         text = (
-            f"{self.n_selected} inputs: {self.n_ok} ok, {self.n_failed} failed, "
+            f"{self.n_selected} inputs: {self.n_ok} ok, {self.n_failed} failed, {declined}"
             f"{self.n_skipped} already done; {self.n_processed} processed in "
             f"{self.seconds:.1f} s ({ips:.1f} img/s); results: {self.results_path}"
         )
@@ -258,7 +270,9 @@ def _latest(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return _frame([])
-    df = pd.concat([f.astype(RESULT_COLUMNS) for f in frames], ignore_index=True)
+    # reindex: a table written before a column existed reads back with it null
+    frames = [f.reindex(columns=list(RESULT_COLUMNS)).astype(RESULT_COLUMNS) for f in frames]
+    df = pd.concat(frames, ignore_index=True)
     df = df.sort_values(["id", "finished_at"], kind="stable")
     df = df.drop_duplicates("id", keep="last").sort_values("id", kind="stable")
     return df.reset_index(drop=True)
@@ -290,8 +304,10 @@ def read_results(dest: str | Path) -> pd.DataFrame:
 
 
 def _done_ids(df: pd.DataFrame, dest: Path, version: str, as_dataset: bool) -> set[str]:
-    ok = df[(df["status"] == "ok") & (df["model_version"] == version)]
-    done = set()
+    same = df[df["model_version"] == version]
+    # a declined row is final for the same teacher (it would decline again)
+    done = set(same.loc[same["status"] == "skipped", "id"].astype(str))
+    ok = same[same["status"] == "ok"]
     for row in ok.itertuples(index=False):
         if not (dest / str(row.mask_path)).is_file():
             continue
@@ -302,31 +318,40 @@ def _done_ids(df: pd.DataFrame, dest: Path, version: str, as_dataset: bool) -> s
 
 
 def write_dataset_manifest(
-    dest: str | Path, *, licence: str = "unknown", split: str = "train"
-) -> Path:
-    """``manifest.parquet`` over the ok rows of every table in ``dest`` (source=pseudo)."""
+    dest: str | Path,
+    *,
+    licence: str = "unknown",
+    split: str = "train",
+    licences: dict[str, str] | None = None,
+) -> Path | None:
+    """``manifest.parquet`` over the ok rows of every table in ``dest`` (source=pseudo);
+    ``licences`` (id → licence) overrides ``licence`` per image. None when no row is ok."""
     from hairseg.data.manifest import write_manifest
 
     df = read_results(dest)
     ok = df[df["status"] == "ok"]
-    manifest = pd.DataFrame(
-        {
-            "id": ok["id"],
-            "image_path": ok["image_path"],
-            "mask_path": ok["mask_path"],
-            "split": split,
-            "source": PSEUDO_SOURCE,
-            "licence": licence,
-            "width": ok["width"].astype("int64"),
-            "height": ok["height"].astype("int64"),
-            "label_quality": "pseudo",
-            "confidence": ok["confidence"],
-            "hair_coverage": ok["hair_coverage"],
-            "model_version": ok["model_version"],
-            "source_uri": ok["uri"],
-        }
-    )
-    return write_manifest(manifest, dest)
+    if not len(ok):
+        return None
+    columns: dict[str, Any] = {
+        "id": ok["id"],
+        "image_path": ok["image_path"],
+        "mask_path": ok["mask_path"],
+        "split": split,
+        "source": PSEUDO_SOURCE,
+        "licence": ok["id"].map(lambda i: (licences or {}).get(str(i), licence)),
+        "width": ok["width"].astype("int64"),
+        "height": ok["height"].astype("int64"),
+        "label_quality": "pseudo",
+        "confidence": ok["confidence"],
+        "hair_coverage": ok["hair_coverage"],
+        "model_version": ok["model_version"],
+        "source_uri": ok["uri"],
+    }
+    if ok["confidence_path"].notna().any():  # the teacher's extras
+        columns["confidence_path"] = ok["confidence_path"]
+        columns["face_count"] = ok["face_count"].astype("int64")
+        columns["pseudo_source_path"] = ok["uri"]
+    return write_manifest(pd.DataFrame(columns), dest)
 
 
 # ---------------------------------------------------------------- the run
@@ -335,26 +360,47 @@ def write_dataset_manifest(
 def run_batch(
     items: Sequence[InputItem],
     dest: str | Path,
-    model_path: str | Path,
+    model_path: str | Path | None,
     cfg: BatchConfig | None = None,
     *,
     shard: tuple[int, int] = (0, 1),
     as_dataset: bool = False,
+    teacher: Any = None,
     registered_version: str | None = None,
     licence: str = "unknown",
+    licences: dict[str, str] | None = None,
+    split: str = "train",
     progress: bool = False,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> BatchSummary:
-    """Predict every item of ``items`` not already done in ``dest``; see the module doc."""
+    """Predict every item of ``items`` not already done in ``dest``; see the module doc.
+
+    ``teacher``: a :class:`~hairseg.data.pseudo_label.TeacherSpec` (its ``model_path``
+    replaces ``model_path``, which may then be None): pseudo-label mode, DEST a dataset.
+    """
     from hairseg.inference import OnnxSegmenter
 
     cfg = cfg or BatchConfig()
     started = time.monotonic()
     dest = Path(dest)
+    if teacher is not None:
+        from hairseg.data.pseudo_label import Teacher
+
+        as_dataset, model_path = True, teacher.model_path
+        probe_teacher = Teacher(teacher)
+        try:
+            probe_teacher.check()  # no face detector: a usage error before any work
+        finally:
+            probe_teacher.close()
+    version = None
+    if model_path is not None:
+        probe = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=1)
+        version = model_version(model_path, probe.metadata, registered_version)
+        del probe
+    if teacher is not None:
+        version = teacher.version(version)
+    assert version is not None, "run_batch needs model_path or a teacher"
     dest.mkdir(parents=True, exist_ok=True)
-    probe = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=1)
-    version = model_version(model_path, probe.metadata, registered_version)
-    del probe
     if cfg.tryon_shade:
         from hairseg.tryon import parse_shade
 
@@ -384,7 +430,10 @@ def run_batch(
 
     from tqdm import tqdm
 
-    init_args = (str(model_path), cfg, str(dest), as_dataset, version)
+    init_args = (
+        None if model_path is None else str(model_path), cfg, str(dest), as_dataset, version,
+        teacher,
+    )  # fmt: skip
     workers = max(1, min(cfg.workers, len(todo)))
     with tqdm(total=len(todo), unit="img", disable=not progress, mininterval=0.5) as bar:
         try:
@@ -398,9 +447,9 @@ def run_batch(
             flush()
     final = compact(dest, shard)
     if as_dataset:
-        write_dataset_manifest(dest, licence=licence)
+        write_dataset_manifest(dest, licence=licence, split=split, licences=licences)
     chosen = final[final["id"].isin({it.id for it in items})]
-    failed = chosen[chosen["status"] != "ok"]
+    failed = chosen[chosen["status"] == "failed"]
     return BatchSummary(
         n_selected=len(items),
         n_skipped=len(items) - len(todo),
@@ -410,6 +459,7 @@ def run_batch(
         seconds=time.monotonic() - started,
         results_path=results_path(dest, shard),
         failures=[(str(r.id), str(r.error)) for r in failed.itertuples(index=False)],
+        n_declined=int((chosen["status"] == "skipped").sum()),
     )
 
 
@@ -444,12 +494,13 @@ def summarise(df: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
     ok = df[df["status"] == "ok"]
     coverage = ok["hair_coverage"].dropna().to_numpy(dtype=float)
     counts, edges = np.histogram(coverage, bins=bins, range=(0.0, 1.0))
-    failed = df[df["status"] != "ok"]
+    failed = df[df["status"] == "failed"]
     reasons = failed["error"].fillna("").map(_reason_kind).value_counts().to_dict()
     return {
         "n": len(df),
         "n_ok": len(ok),
         "n_failed": len(failed),
+        "n_declined": int((df["status"] == "skipped").sum()),
         "failure_kinds": {str(k): int(v) for k, v in sorted(reasons.items())},
         "coverage_mean": float(coverage.mean()) if len(coverage) else None,
         "confidence_mean": float(ok["confidence"].mean()) if len(ok) else None,
@@ -499,7 +550,7 @@ def render_summary(stats: dict[str, Any], df: pd.DataFrame, max_failures: int = 
     top = max(stats["coverage_histogram"].values(), default=0) or 1
     for band, count in stats["coverage_histogram"].items():
         lines.append(f"| {band} | {count} | {'█' * round(20 * count / top)} |")
-    failed = df[df["status"] != "ok"]
+    failed = df[df["status"] == "failed"]
     if len(failed):
         kinds = ", ".join(f"{k}: {v}" for k, v in stats["failure_kinds"].items())
         lines += ["", f"## Failures ({kinds})", "", "| id | reason |", "|---|---|"]

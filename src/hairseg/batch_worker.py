@@ -65,21 +65,47 @@ _WORKER: dict[str, Any] = {}
 
 
 def init_worker(
-    model_path: str, cfg: BatchConfig, dest: str, as_dataset: bool, version: str
+    model_path: str | None,
+    cfg: BatchConfig,
+    dest: str,
+    as_dataset: bool,
+    version: str,
+    teacher: Any = None,
 ) -> None:
-    from hairseg.inference import OnnxSegmenter
+    """Set up this process: the model alone, or with ``teacher`` (a
+    :class:`~hairseg.data.pseudo_label.TeacherSpec`) the pseudo-label teacher."""
+    import cv2
 
+    # One thread per worker, as ORT: OpenCV's own pool only adds CPU (thread hand-offs)
+    # when every core already runs a worker; the pixels are the same.
+    cv2.setNumThreads(1)
+    _MADE_DIRS.clear()  # a new run (with one worker, in the same process as the last)
+    segmenter = labeller = None
+    if teacher is not None:
+        from hairseg.data.pseudo_label import Teacher
+
+        labeller = Teacher(teacher, intra_op_threads=1)
+    else:
+        from hairseg.inference import OnnxSegmenter
+
+        segmenter = OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=1)
     _WORKER.update(
-        segmenter=OnnxSegmenter(model_path, threshold=cfg.threshold, intra_op_threads=1),
+        segmenter=segmenter,
+        teacher=labeller,
         cfg=cfg,
         dest=Path(dest),
-        as_dataset=as_dataset,
+        as_dataset=as_dataset or teacher is not None,
         version=version,
     )
 
 
+_MADE_DIRS: set[Path] = set()
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent not in _MADE_DIRS:  # one mkdir per folder, not one per file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _MADE_DIRS.add(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -107,22 +133,30 @@ def _encode_mask(mask: np.ndarray) -> bytes:
 
 def process_item(item: InputItem) -> dict[str, Any]:
     """One input → one row (in a worker set up by :func:`_init_worker`)."""
-    import fsspec
-
     seg, cfg, dest = _WORKER["segmenter"], _WORKER["cfg"], _WORKER["dest"]
     row: dict[str, Any] = {"id": item.id, "uri": item.uri, "model_version": _WORKER["version"]}
     row["worker_pid"] = os.getpid()
     t0, cpu0 = time.perf_counter(), time.process_time()
     stage = "read"
     try:
-        with fsspec.open(item.uri, "rb") as f:
-            data = f.read()
+        if "://" in item.uri:
+            import fsspec
+
+            with fsspec.open(item.uri, "rb") as f:
+                data = f.read()
+        else:  # a local path: fsspec's open costs more than the read itself
+            with open(item.uri, "rb") as f:
+                data = f.read()
         t1 = time.perf_counter()
         row["bytes"], row["read_ms"] = len(data), (t1 - t0) * 1e3
         stage = "decode"
         rgb = imaging.decode_image(data, max_pixels=cfg.max_pixels)
         t2 = time.perf_counter()
         row["decode_ms"] = (t2 - t1) * 1e3
+        if _WORKER["teacher"] is not None:
+            stage = "label"
+            _teach(item, rgb, row, t2)
+            return _finish(row, t0, cpu0)
         stage = "predict"
         logits = seg.logits(imaging.preprocess([rgb], seg.input_size))
         h, w = rgb.shape[:2]
@@ -156,7 +190,37 @@ def process_item(item: InputItem) -> dict[str, Any]:
         row.update(status="failed", error=exc.message)
     except Exception as exc:  # a bad item must never end the run
         row.update(status="failed", error=f"{stage} failed: {type(exc).__name__}: {exc}")
+    return _finish(row, t0, cpu0)
+
+
+def _finish(row: dict[str, Any], t0: float, cpu0: float) -> dict[str, Any]:
     row["total_ms"] = (time.perf_counter() - t0) * 1e3
     row["cpu_ms"] = (time.process_time() - cpu0) * 1e3
     row["finished_at"] = _now()
     return row
+
+
+def _teach(item: InputItem, rgb: np.ndarray, row: dict[str, Any], t2: float) -> None:
+    """The pseudo-label teacher on one image: a dataset row (image, mask, per-pixel
+    confidence at the labelled size) or ``skipped`` with the teacher's reason."""
+    out = _WORKER["teacher"].label(rgb)
+    t3 = time.perf_counter()
+    row["infer_ms"] = (t3 - t2) * 1e3
+    h, w = out.rgb.shape[:2]
+    row["width"], row["height"] = w, h
+    if out.label is None:
+        row.update(status="skipped", error=out.reason)
+        return
+    dest, label = _WORKER["dest"], out.label
+    row.update(imaging.image_statistics(out.rgb, label.mask).as_dict())
+    row["confidence"] = round(label.confidence, 4)
+    row["face_count"] = label.n_faces
+    row["image_path"] = f"images/{item.id}.png"
+    row["mask_path"] = f"masks/{item.id}.png"
+    row["confidence_path"] = f"confidence/{item.id}.png"
+    _write_atomic(dest / row["image_path"], imaging.encode_png(out.rgb))
+    _write_atomic(dest / row["mask_path"], _encode_mask(label.mask))
+    conf = np.round(label.confidence_map * 255).astype(np.uint8)
+    _write_atomic(dest / row["confidence_path"], _encode_mask(conf))
+    row["write_ms"] = (time.perf_counter() - t3) * 1e3
+    row["status"] = "ok"

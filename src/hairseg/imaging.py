@@ -214,7 +214,9 @@ def image_statistics(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageSt
     # over every pixel, at a fraction of the cost (batch prediction computes it per image).
     counts = cv2.calcHist([hsv], [0], None, [256], [0, 256]).ravel().astype(np.float64)
     hue_mean = (np.arctan2(counts @ _HUE_SIN, counts @ _HUE_COS) / (2 * np.pi)) % 1.0
-    lap_var = float(cv2.meanStdDev(cv2.Laplacian(luma, cv2.CV_32F))[1][0, 0]) ** 2
+    # int16 holds the 3x3 Laplacian of uint8 exactly (|v| <= 1020): the same variance as
+    # float32, with half the memory traffic (batch prediction computes it per image).
+    lap_var = float(cv2.meanStdDev(cv2.Laplacian(luma, cv2.CV_16S))[1][0, 0]) ** 2
     coverage = None if mask is None else float(np.count_nonzero(mask > 127) / mask.size)
     luma_mean, luma_std = (float(v[0, 0]) for v in cv2.meanStdDev(luma))
     return ImageStats(

@@ -164,3 +164,53 @@ def test_dest_inside_src_is_not_read_back_as_input(tmp_path: Path, model: Path) 
         assert result.returncode == 0, result.stderr
     assert "2 inputs: 2 ok, 0 failed, 2 already done" in result.stdout
     assert sorted(pd.read_parquet(results_path(src / "out"))["id"]) == ["img000", "img001"]
+
+
+MEDIAPIPE = ROOT / ".hairseg/models/mediapipe"
+SOLVAY = [ROOT / f"datasets/real_portraits/images/visp_solvay1927_f{i}.png" for i in (5, 9)]
+
+
+@pytest.mark.skipif(
+    not (MEDIAPIPE / "face_detector.tflite").is_file(),
+    reason="MediaPipe models not fetched (hairseg models fetch)",
+)
+def test_teacher_mode_writes_a_validated_pseudo_dataset(tmp_path: Path) -> None:
+    """``predict --teacher``: the pseudo-label teacher (the MediaPipe priors; the tiny
+    random model would only halve its confidence) in two worker processes; DEST is a dataset that passes the gate; a bad file is a failed row
+    (exit 1), a face-less image a skipped one."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in SOLVAY:
+        (src / path.name).write_bytes(path.read_bytes())
+    ramp = np.linspace(0, 255, 120 * 160, dtype=np.float32).reshape(120, 160, 1)
+    (src / "ramp.png").write_bytes(imaging.encode_png(np.repeat(ramp, 3, 2).astype(np.uint8)))
+    (src / "notes.txt").write_text("not a photo")
+    dest = tmp_path / "pseudo"
+    result = run(
+        "predict", src, dest, "--teacher", "--models-dir", MEDIAPIPE, "--workers", "2", "--reports", tmp_path / "reports", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "checks on 2 images" in result.stdout, result.stdout + result.stderr
+    # (LiteRT's native INFO lines go to the same stderr; hairseg's own is one line)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("hairseg:")]
+    assert len(lines) == 1 and "4 inputs: 2 ok, 1 failed, 1 declined by the teacher" in lines[0]
+    rows = pd.read_parquet(results_path(dest)).set_index("id")
+    assert rows["status"].to_dict() == {
+        "visp_solvay1927_f5": "ok", "visp_solvay1927_f9": "ok", "ramp": "skipped",
+        "notes": "failed",
+    }  # fmt: skip
+    assert rows["model_version"].str.fullmatch(r"teacher-[0-9a-f]{10}").all()
+    assert len(rows["worker_pid"].dropna().unique()) >= 1
+    manifest = pd.read_parquet(dest / "manifest.parquet").set_index("id")
+    assert sorted(manifest.index) == ["visp_solvay1927_f5", "visp_solvay1927_f9"]
+    assert set(manifest["source"]) == {"pseudo"}
+    assert manifest["confidence"].between(0.5, 1.0).all()
+    for row in manifest.itertuples():
+        conf = imaging.read_mask(dest / row.confidence_path)
+        assert conf.shape == imaging.read_mask(dest / row.mask_path).shape
+        assert conf.shape == (row.height, row.width) and row.face_count >= 1
+
+    # the rerun redoes only the failed file; the declined one is final for this teacher
+    again = run("predict", src, dest, "--teacher", "--models-dir", MEDIAPIPE, "--no-validate",
+                cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 1 and "3 already done" in again.stderr, again.stderr

@@ -279,6 +279,52 @@ def test_lingering_canary_entry_is_removed_before_a_new_rollout(env, tmp_path):
     assert _champion(e) == cand.version
 
 
+def test_status_read_leaves_a_lingering_entry_alone(env, tmp_path, monkeypatch):
+    """``load_state`` and ``hairseg rollout --status`` only read: a lingering ``v<N>`` entry
+    stays (the preflight of the next real rollout removes it, test above)."""
+    e = env("good")
+    kube = e["kube"]
+    stale = {
+        "predictor": {"name": "v99", "model": {"storageUri": "s3://gone/v99"}},
+        "trafficPercent": 30,
+    }
+    done = {"rollout_id": "old", "phase": "done", "outcome": "promoted"}
+    with kube.lock:
+        kube.isvc["spec"]["canary"] = [stale]
+        kube.isvc["metadata"]["generation"] += 1
+        kube.isvc["metadata"]["annotations"][STATE_ANNOTATION] = json.dumps(done)
+        kube.reconcile()
+
+    assert e["backend"].load_state() == done
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig(e["kurl"])))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            {"rollout": {"backend": "kserve", "kserve": {"namespace": NS, "name": NAME}}}
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    from click.testing import CliRunner
+    from kubernetes import client
+    from kubernetes.config import kube_config
+
+    from hairseg.cli import cli
+
+    # The client reads $KUBECONFIG at import and keeps the loaded config process-wide:
+    # point it at this fake API server for this test only.
+    kubeconfig_path = str(tmp_path / "kubeconfig")
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", kubeconfig_path)
+    monkeypatch.setattr(client.Configuration, "_default", client.Configuration._default)
+    shown = CliRunner().invoke(
+        cli, ["rollout", "--status", "--tracking-uri", e["uri"], "--params", "params.yaml"]
+    )
+
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == done
+    assert kube.patches == []
+    assert kube.isvc["spec"]["canary"] == [stale]
+    assert f"{NAME}-v99-predictor" in kube.deployments
+
+
 def test_foreign_canary_entry_is_refused(env, tmp_path):
     e = env("good")
     kube = e["kube"]

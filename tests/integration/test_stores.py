@@ -11,6 +11,9 @@ their own processes), configured as on the cluster:
 - MLflow: ``--tracking-uri http://…`` only; the server holds the PostgreSQL backend store
   and proxies artifacts to ``s3://hairseg-artifacts/mlflow`` (``--serve-artifacts``).
 
+- KFP: the ``build_features`` and ``register_model`` components under kfp.local
+  (SubprocessRunner, no venv; pipeline in kfp_stores_support.py) against the same services.
+
 Then the outages (at the end: moto loses its objects when killed): Redis killed under a
 running predictor, the MLflow server killed before a register and during a rollout, the
 S3 endpoint killed before a register. Each must fail (exit 1, one readable line) or fall
@@ -133,6 +136,20 @@ def registry_rows(world: dict) -> dict:
     return {"versions": versions, "aliases": aliases}
 
 
+def _version_tags(world: dict, version: int) -> dict[str, str]:
+    """A model version's tags, as PostgreSQL holds them."""
+    import psycopg
+
+    url = world["mlflow"].backend_uri.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as conn:
+        return dict(
+            conn.execute(
+                "SELECT key, value FROM model_version_tags WHERE name = 'hairseg' AND version = %s",
+                (version,),
+            ).fetchall()
+        )
+
+
 def s3_keys(world: dict, prefix: str) -> list[str]:
     client = stores.s3_client(world["s3"].url)
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=stores.BUCKET, Prefix=prefix)
@@ -159,13 +176,16 @@ def register_files(world: dict, name: str) -> list[str]:
 
 
 def rollout_args(world: dict, tag: str) -> list[str]:
+    """A local-backend rollout against the server. Two steps (50 %, 100 %): each analysed
+    step is a round of requests through both predictors, and what these tests check (the
+    alias moves on the server, a kill during the 50 % step) needs no 10 % step."""
     work = world["root"] / f"rollout-{tag}"
     work.mkdir(exist_ok=True)
     params = {
         "rollout": {
             "backend": "local",
             "policy": {
-                "steps": [10, 50, 100], "min_requests": 10, "min_mirrored": 3,
+                "steps": [50, 100], "min_requests": 10, "min_mirrored": 3,
                 "max_error_rate": 0.05, "max_p95_ratio": 4.0, "max_p95_ms": 5000.0,
                 "max_disagreement": 0.2, "max_holds": 1,
             },
@@ -183,7 +203,8 @@ def rollout_args(world: dict, tag: str) -> list[str]:
 @pytest.fixture(scope="module")
 def customers(world) -> pd.DataFrame:
     out = world["root"] / "features" / "customers.parquet"
-    proc = run(world, "features", "demo-customers", "--params", str(PARAMS), "--n", "20",
+    # in this process: a pure table (no Feast), not worth a second interpreter start-up
+    proc = cli(world, "features", "demo-customers", "--params", str(PARAMS), "--n", "20",
                "--out", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return pd.read_parquet(out)
@@ -325,6 +346,69 @@ def test_local_rollout_end_to_end_against_the_server(world, registered):
     assert "rollout promoted" in proc.stdout
     rows = registry_rows(world)
     assert rows["aliases"]["champion"] == registered["good"]
+
+
+# -- the KFP path: the features and register components, kfp.local, these services ----------
+
+
+def test_kfp_features_and_register_steps_run_against_the_services(
+    world, registered, feast_built, monkeypatch
+):
+    """kfp.local (SubprocessRunner, no venv) runs the components as the cluster would:
+    Feast's registry in the bucket and its online store on Redis, the register step against
+    the MLflow server (PostgreSQL rows, artifacts in S3)."""
+    import redis
+    from hairseg_pipelines.local import run_local
+    from kfp_stores_support import stores_pipeline
+
+    for key in ("FEAST_REGISTRY_URI", "FEAST_S3_ENDPOINT_URL", "FEAST_REDIS_CONNECTION_STRING",
+                "HAIRSEG_FEATURE_SOURCE_ROOT", *stores.AWS_ENV):  # fmt: skip
+        monkeypatch.setenv(key, world["env"][key])  # the step subprocesses inherit these
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    src = world["root"] / "kfp-src"
+    register_files(world, "good")  # writes the files the register stage reads
+    work = world["root"] / "reg-good"
+    shutil.copytree(world["dataset"], src / "data")
+    shutil.copytree(work / "models", src / "models")
+    (src / "eval").mkdir()
+    shutil.copy(work / "evaluate.json", src / "eval" / "evaluate.json")
+    (src / "gate").mkdir()
+    shutil.copy(work / "gate.json", src / "gate" / "gate.json")
+    (src / "train").mkdir()  # no train_run.json: the version gets no training run link
+    shutil.copy(world["root"] / "features" / "image_stats.parquet", src / "image_stats.parquet")
+    before = registry_rows(world)
+    onnx_before = [k for k in s3_keys(world, "mlflow/") if k.endswith("/model.onnx")]
+    registry_key = "feast/registry.db"
+    s3 = stores.s3_client(world["s3"].url)
+    registry_before = s3.head_object(Bucket=stores.BUCKET, Key=registry_key)["ETag"]
+    online = redis.Redis(host="127.0.0.1", port=world["redis"].port)
+    online.flushall()  # what the step materialises must come from this step
+
+    run = run_local(
+        stores_pipeline(yaml.safe_load(PARAMS.read_text())),
+        {"src": str(src), "feast_repo": str(world["repo"]), "tracking_uri": world["mlflow"].url},
+        world["root"] / "kfp-root",
+    )  # fmt: skip
+
+    # features: applied to the registry in the bucket, materialised into Redis
+    assert s3.head_object(Bucket=stores.BUCKET, Key=registry_key)["ETag"] != registry_before
+    assert online.dbsize() >= 20 + 24  # the customers and images, again
+    summary = json.loads(
+        next(run.run_dir.glob("build-features/features_summary/features_summary.json")).read_text()
+    )
+    assert summary["materialized"]["customer_profile_v1"]["online"] == 20
+    assert len(pd.read_parquet(run.run_dir / "build-features" / "eval_slices")) > 0
+    # register: one new READY version in PostgreSQL, now the candidate, with the
+    # pipeline's lineage tags; its ONNX file in S3; champion did not move
+    rows = registry_rows(world)
+    (new,) = set(rows["versions"]) - set(before["versions"])
+    assert rows["versions"][new] == "READY"
+    assert rows["aliases"] == {**before["aliases"], "candidate": new}
+    assert run.outputs["Output"] == f"models:/hairseg/{new}"
+    tags = _version_tags(world, new)
+    assert tags["pipeline_name"] == "hairseg-stores-test" and tags["git_commit"] == "0123abc"
+    onnx_after = [k for k in s3_keys(world, "mlflow/") if k.endswith("/model.onnx")]
+    assert len(onnx_after) > len(onnx_before)  # the new version's model, in the bucket
 
 
 # -- outages ----------------------------------------------------------------------------------

@@ -219,3 +219,30 @@ def test_summary_counts_failure_kinds_and_histogram() -> None:
     assert sum(stats["coverage_histogram"].values()) == 2
     text = render_summary(stats, df)
     assert "| 4 | 2 | 2 |" in text and "| c | image is empty (0 bytes) |" in text
+
+
+def test_teacher_declined_rows_are_final_and_not_failures(tmp_path: Path) -> None:
+    """A ``skipped`` row (the pseudo-label teacher declined the image) counts as declined,
+    not failed, and a rerun with the same teacher does not redo it; another teacher
+    version does. An ``ok`` row whose mask is gone is redone."""
+    from hairseg.batch import _done_ids
+
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "images").mkdir()
+    for name in ("masks/a.png", "images/a.png"):
+        (tmp_path / name).write_bytes(b"x")
+    rows = [
+        {"id": "a", "status": "ok", "mask_path": "masks/a.png", "image_path": "images/a.png"},
+        {"id": "b", "status": "ok", "mask_path": "masks/b.png", "image_path": "images/b.png"},
+        {"id": "c", "status": "skipped", "error": "no face detected (MediaPipe face detector)"},
+        {"id": "d", "status": "failed", "error": "image is empty (0 bytes)"},
+    ]
+    df = _frame(
+        [{**r, "model_version": "teacher-1", "hair_coverage": 0.2, "total_ms": 9.0} for r in rows]
+    )
+    assert _done_ids(df, tmp_path, "teacher-1", as_dataset=True) == {"a", "c"}
+    assert _done_ids(df, tmp_path, "teacher-2", as_dataset=True) == set()
+    stats = summarise(df)
+    assert (stats["n_ok"], stats["n_failed"], stats["n_declined"]) == (2, 1, 1)
+    assert stats["failure_kinds"] == {"empty_file": 1}
+    assert "| c |" not in render_summary(stats, df)  # a declined image is not a failure

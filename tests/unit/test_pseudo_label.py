@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hairseg import imaging
@@ -122,6 +123,23 @@ def test_pseudo_label_tiny_folder_end_to_end(tmp_path: Path) -> None:
         assert mask.shape == conf.shape == (row.height, row.width)
         assert set(np.unique(mask)) <= {0, 255} and (mask > 0).any()
     assert (tmp_path / "reports" / "result.json").is_file()
+    # It ran on the batch path: one results row per file, the teacher's refusals as
+    # "skipped", unreadable files as "failed".
+    rows = pd.read_parquet(dest / "results.parquet").set_index("id")
+    assert rows["status"].to_dict() == {
+        "solvay_a": "ok", "sub_solvay_b": "ok", "notes": "failed", "broken": "failed",
+        "landscape": "skipped",
+    }  # fmt: skip
+    assert rows.loc["landscape", "error"].startswith("no face detected")
+    # A run that died before its manifest resumes: the labelled images are not redone.
+    (dest / "manifest.parquet").unlink()
+    resumed = _hairseg(tmp_path, "data", "pseudo-label", str(src), str(dest), "--no-validate",
+                       "--models-dir", str(MODELS))  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = pd.read_parquet(dest / "results.parquet").set_index("id")
+    kept = ["solvay_a", "sub_solvay_b", "landscape"]  # the failed files are retried
+    pd.testing.assert_series_equal(after.loc[kept, "finished_at"], rows.loc[kept, "finished_at"])
+    pd.testing.assert_frame_equal(read_manifest(dest), df)
     # DEST now holds a dataset: a second run refuses to overwrite it without --overwrite.
     again = _hairseg(tmp_path, "data", "pseudo-label", str(src), str(dest), "--no-validate")
     assert again.returncode == 2 and "--overwrite" in again.stderr

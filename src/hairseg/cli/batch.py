@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from hairseg.cli.data import teacher_options
+from hairseg.cli.options import params_option, resolve_tracking_uri, tracking_option
 from hairseg.errors import HairsegError
 
 __all__ = ["predict"]
@@ -25,12 +26,7 @@ __all__ = ["predict"]
     show_default=True,
     help="A .onnx file, a model folder, or models:/NAME@ALIAS | models:/NAME/VERSION.",
 )
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow registry for models:/ [env MLFLOW_TRACKING_URI; default sqlite:///<cwd>/.hairseg/mlflow.db].",
-)
+@tracking_option("MLflow registry for models:/")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Worker processes [batch.workers]."
 )
@@ -65,18 +61,20 @@ __all__ = ["predict"]
     help="Write DEST in the dataset format (images/, masks/, manifest.parquet, source=pseudo, per-image confidence).",
 )
 @click.option(
+    "--teacher",
+    is_flag=True,
+    help="Pseudo-label mode (implies --as-dataset): the MediaPipe priors label each image, joined by --model only when it is given; DEST gets confidence/ maps and passes the Great Expectations gate (as `hairseg data pseudo-label`).",
+)
+@teacher_options
+@click.option(
     "--licence",
     default="unknown",
     show_default=True,
     help="With --as-dataset: the manifest's licence column.",
 )
-@click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("params.yaml"),
-    show_default=True,
-    help="params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+@params_option(
+    "params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+    dest="params_file",
 )
 @click.option(
     "--progress/--no-progress",
@@ -94,6 +92,11 @@ def predict(
     tryon_shade: str | None,
     max_pixels: int | None,
     as_dataset: bool,
+    teacher: bool,
+    models_dir: Path | None,
+    split: str,
+    reports_dir: Path,
+    no_validate: bool,
     licence: str,
     params_file: Path,
     progress: bool | None,
@@ -114,12 +117,25 @@ def predict(
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     shard_spec = batch.parse_shard(shard)
 
-    registered = None
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if model_uri.startswith("models:/"):
-        uri = uri or registry.default_tracking_uri(Path.cwd())
-        registered = f"models:/{registry.MODEL_NAME}/{registry.resolve_version(uri, model_uri)}"
-    model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
+    spec = None
+    model_given = click.get_current_context().get_parameter_source("model_uri")
+    registered, model_path = None, None
+    if not teacher or model_given is not click.core.ParameterSource.DEFAULT:
+        uri = tracking_uri or ""
+        if model_uri.startswith("models:/"):
+            uri = resolve_tracking_uri(tracking_uri)
+            version = registry.resolve_version(uri, model_uri)
+            registered = f"models:/{registry.MODEL_NAME}/{version}"
+        model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri)
+    if teacher:
+        from hairseg.data.pseudo_label import PseudoLabelConfig, TeacherSpec
+        from hairseg.priors import PriorsConfig
+
+        priors = section(params, "priors", PriorsConfig)
+        if models_dir is not None:
+            priors = dataclasses.replace(priors, models_dir=str(models_dir))
+        pseudo = section(params, "pseudo_label", PseudoLabelConfig)
+        spec = TeacherSpec(pseudo, priors, None if model_path is None else str(model_path))
 
     listed = batch.list_inputs(src)
     inside = dest.resolve()  # DEST inside SRC: its own masks are not inputs on a rerun
@@ -134,10 +150,26 @@ def predict(
         cfg,
         shard=shard_spec,
         as_dataset=as_dataset,
+        teacher=spec,
         registered_version=registered,
         licence=licence,
+        split=split,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
+    if spec is not None and not no_validate and summary.n_ok:
+        from hairseg.data.pseudo_label import validate_pseudo_dataset
+
+        # the gate judges what was written, failed rows or not
+        click.echo(
+            validate_pseudo_dataset(
+                dest,
+                params,
+                split=split,
+                models_dir=spec.priors.models_dir,
+                reports_dir=reports_dir,
+                on_failure=lambda line: click.echo(f"  FAILED {line}", err=True),
+            )
+        )
     if summary.n_failed:
         raise HairsegError(summary.line())
     click.echo(summary.line())

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from hairseg.cli.options import params_option as shared_params_option
+from hairseg.cli.options import path_option
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.jsonio import write_json_atomic
 
@@ -40,14 +42,7 @@ def _notice(message: str) -> None:
     click.echo(f"hairseg: notice: {message}", err=True)
 
 
-params_option = click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="params.yaml",
-    show_default=True,
-    help=PARAMS_HELP,
-)
+params_option = shared_params_option(PARAMS_HELP, dest="params_file")
 
 
 @click.group()
@@ -297,6 +292,39 @@ def sheet(dataset: Path, out: Path, count: int, columns: int) -> None:
     click.echo(f"wrote {contact_sheet(dataset, out, count=count, columns=columns)}")
 
 
+def teacher_options(command):
+    """``--models-dir``, ``--split``, ``--reports``, ``--no-validate``: the pseudo-label
+    teacher's options, shared by ``data pseudo-label`` and ``predict --teacher``."""
+    for option in reversed(
+        [
+            click.option(
+                "--models-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=None,
+                help="MediaPipe models [params priors.models_dir: .hairseg/models/mediapipe]",
+            ),
+            click.option(
+                "--split",
+                type=click.Choice(["train", "val", "test"]),
+                default="train",
+                show_default=True,
+                help="the split every labelled image goes to",
+            ),
+            path_option(
+                "--reports",
+                "reports_dir",
+                "reports/pseudo_label_validation",
+                help="the Great Expectations result.json and Data Docs of DEST",
+            ),
+            click.option(
+                "--no-validate", is_flag=True, help="skip the Great Expectations gate on DEST"
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @data.command("pseudo-label")
 @click.argument("src", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
@@ -307,29 +335,11 @@ def sheet(dataset: Path, out: Path, count: int, columns: int) -> None:
     default=None,
     help="an ONNX model whose fused masks join the teacher (its disagreements lower confidence)",
 )
-@click.option(
-    "--models-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="MediaPipe models [params priors.models_dir: .hairseg/models/mediapipe]",
-)
-@click.option(
-    "--split",
-    type=click.Choice(["train", "val", "test"]),
-    default="train",
-    show_default=True,
-    help="the split every labelled image goes to",
-)
-@click.option(
-    "--reports",
-    "reports_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="reports/pseudo_label_validation",
-    show_default=True,
-    help="the Great Expectations result.json and Data Docs of DEST",
-)
-@click.option("--no-validate", is_flag=True, help="skip the Great Expectations gate on DEST")
+@teacher_options
 @click.option("--overwrite", is_flag=True, help="replace DEST if it is not empty")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="worker processes [batch.workers]"
+)
 @click.pass_context
 def pseudo_label(
     ctx: click.Context,
@@ -342,6 +352,7 @@ def pseudo_label(
     reports_dir: Path,
     no_validate: bool,
     overwrite: bool,
+    workers: int | None,
 ) -> None:
     """Weak hair labels for the portraits in SRC, written to DEST as a dataset.
 
@@ -350,13 +361,17 @@ def pseudo_label(
     source=pseudo and a per-image confidence; non-images, photos without a face and
     low-confidence labels are skipped with one line each. DEST is then validated with the
     Great Expectations gate (params validate:, required_splits = the split written).
-    """
-    from contextlib import ExitStack
 
+    It runs on the batch path (`hairseg predict --teacher`): worker processes
+    [batch.workers], and a rerun after a crash resumes (DEST/results.parquet has a row per file).
+    """
+    from hairseg.batch import BatchConfig
     from hairseg.config import section
-    from hairseg.data.pseudo_label import PseudoLabelConfig, pseudo_label_folder
-    from hairseg.data.validate import ValidateParams, validate_dataset
-    from hairseg.mediapipe_models import FaceDetector, model_path
+    from hairseg.data.pseudo_label import (
+        PseudoLabelConfig,
+        pseudo_label_folder,
+        validate_pseudo_dataset,
+    )
     from hairseg.priors import PriorsConfig
 
     params = _params(params_file, _explicit(ctx, "params_file"))
@@ -366,6 +381,9 @@ def pseudo_label(
         priors = dataclasses.replace(priors, models_dir=str(models_dir))
     if model is not None and not model.is_file():
         raise HairsegError(f"--model: ONNX file not found: {model}", exit_code=EXIT_USAGE)
+    batch_cfg = section(params, "batch", BatchConfig)
+    if workers is not None:
+        batch_cfg = dataclasses.replace(batch_cfg, workers=workers)
     result = pseudo_label_folder(
         src,
         dest,
@@ -374,6 +392,7 @@ def pseudo_label(
         model=model,
         overwrite=overwrite,
         split=split,
+        batch=batch_cfg,
         on_skip=lambda item: _notice(item.line()),
     )
     click.echo(
@@ -382,26 +401,12 @@ def pseudo_label(
     )
     if no_validate:
         return
-    vparams = dataclasses.replace(
-        section(params, "validate", ValidateParams), required_splits=(split,)
+    passed = validate_pseudo_dataset(
+        dest,
+        params,
+        split=split,
+        models_dir=priors.models_dir,
+        reports_dir=reports_dir,
+        on_failure=lambda line: click.echo(f"  FAILED {line}", err=True),
     )
-    with ExitStack() as stack:
-        detector = model_path("face_detector", priors.models_dir)
-        counter = (
-            stack.enter_context(FaceDetector(detector, min_confidence=vparams.face_min_confidence))
-            if detector is not None
-            else None
-        )
-        report = validate_dataset(dest, vparams, reports_dir=reports_dir, face_counter=counter)
-    if not report.success:
-        for failure in report.failures:
-            click.echo(f"  FAILED {failure.line()}", err=True)
-        raise HairsegError(
-            f"pseudo-labelled dataset {dest} failed {len(report.failures)} of "
-            f"{report.n_expectations} checks ({', '.join(sorted({f.check for f in report.failures}))}); "
-            f"see {report.result_json}"
-        )
-    click.echo(
-        f"dataset {dest} passed {report.n_expectations} checks on {report.n_images} images; "
-        f"Data Docs: {report.data_docs}"
-    )
+    click.echo(passed)

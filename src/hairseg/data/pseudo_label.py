@@ -36,11 +36,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from hairseg import imaging
-from hairseg.data.manifest import MANIFEST_NAME, read_manifest, write_manifest
-from hairseg.errors import EXIT_USAGE, HairsegError, ImageDecodeError
+from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.priors import Face, Priors, PriorsConfig, inner_face_prior
 
 __all__ = [
@@ -48,8 +46,11 @@ __all__ = [
     "PseudoLabelConfig",
     "PseudoLabelResult",
     "Skipped",
+    "Teacher",
+    "TeacherSpec",
     "label_image",
     "pseudo_label_folder",
+    "validate_pseudo_dataset",
 ]
 
 log = logging.getLogger(__name__)
@@ -315,10 +316,110 @@ def _confidence(
     return conf
 
 
+@dataclass(frozen=True)
+class TeacherSpec:
+    """What a batch worker needs to build the teacher (picklable: configs and a path)."""
+
+    cfg: PseudoLabelConfig
+    priors: PriorsConfig
+    model_path: str | None = None  # an ONNX model whose fused masks join the teacher
+
+    def version(self, model_version: str | None = None) -> str:
+        """The ``model_version`` of the rows this teacher writes: a rerun redoes every image
+        when the teacher's settings or its model change (``teacher-<hash>[+<model>]``)."""
+        import hashlib
+        import json
+        from dataclasses import asdict
+
+        text = json.dumps({"cfg": asdict(self.cfg), "priors": asdict(self.priors)}, sort_keys=True)
+        tag = "teacher-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+        return f"{tag}+{model_version}" if model_version else tag
+
+
+@dataclass
+class TeacherOutput:
+    rgb: np.ndarray  # the image as labelled (shrunk to ``max_side``)
+    label: PseudoLabel | None
+    reason: str = ""  # why there is no label
+
+
+class Teacher:
+    """The MediaPipe priors (faces, person) plus, optionally, the current model's fused
+    masks, on one image at a time (one per batch worker)."""
+
+    def __init__(self, spec: TeacherSpec, *, intra_op_threads: int = 1) -> None:
+        self.spec = spec
+        self.cfg = spec.cfg
+        self.priors = Priors(
+            PriorsConfig(
+                enabled=True,
+                models_dir=spec.priors.models_dir,
+                face_detector=True,
+                selfie_segmenter=True,
+                min_face_confidence=spec.cfg.min_face_confidence,
+                detect_max_side=spec.cfg.max_side,
+            )
+        )
+        self.segmenter = None
+        if spec.model_path is not None:
+            from hairseg.inference import OnnxSegmenter
+
+            self.segmenter = OnnxSegmenter(
+                spec.model_path, priors=spec.priors, intra_op_threads=intra_op_threads
+            )
+
+    def check(self) -> None:
+        """Raise (exit 2) without the face detector; warn without the person segmenter."""
+        available = self.priors.available
+        if not available["face_detector"]:
+            raise HairsegError(
+                f"pseudo-label needs the MediaPipe face detector in {self.spec.priors.models_dir} "
+                "(run `hairseg models fetch`)",
+                exit_code=EXIT_USAGE,
+            )
+        if not available["selfie_segmenter"]:
+            log.warning(
+                "pseudo-label: no selfie segmenter in %s; labelling without the person mask",
+                self.spec.priors.models_dir,
+            )
+
+    def label(self, rgb: np.ndarray) -> TeacherOutput:
+        cfg = self.cfg
+        rgb = _shrink(rgb, cfg.max_side)
+        faces = self.priors.detect_faces(rgb) or []
+        faces = [f for f in faces if len(f.keypoints) >= 4]
+        if not faces:
+            return TeacherOutput(rgb, None, "no face detected (MediaPipe face detector)")
+        height, width = rgb.shape[:2]
+        person = self.priors.person(rgb, max(height, width))
+        if person is not None:
+            person = cv2.resize(person, (width, height), interpolation=cv2.INTER_LINEAR)
+        prob = None
+        if self.segmenter is not None:
+            logits = self.segmenter.fused_logits([rgb])[0, 0]
+            prob = cv2.resize(imaging.sigmoid(logits), (width, height))
+        label = label_image(rgb, faces, person, cfg, model_prob=prob)
+        if label.confidence < cfg.min_image_confidence:
+            return TeacherOutput(
+                rgb,
+                None,
+                f"label confidence {label.confidence:.2f} is below "
+                f"min_image_confidence {cfg.min_image_confidence}",
+            )
+        return TeacherOutput(rgb, label)
+
+    def close(self) -> None:
+        self.priors.close()
+        if self.segmenter is not None:
+            self.segmenter.close()
+
+
 def _images_in(src: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
     """(id, path, manifest extras) for each file in ``src``: a dataset with a manifest
     (its rows, licences carried over) or a plain folder (every file, non-images included,
     so that they are reported)."""
+    from hairseg.data.manifest import MANIFEST_NAME, read_manifest
+
     if (src / MANIFEST_NAME).is_file():
         df = read_manifest(src)
         for row in df.itertuples(index=False):
@@ -331,6 +432,9 @@ def _images_in(src: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         yield ident, path, {}
 
 
+FOLDER_LICENCE = "unknown (pseudo-labelled from a folder)"
+
+
 def pseudo_label_folder(
     src: str | Path,
     dest: str | Path,
@@ -340,131 +444,124 @@ def pseudo_label_folder(
     model: str | Path | None = None,
     overwrite: bool = False,
     split: str = "train",
+    batch: object | None = None,
     on_skip: Callable[[Skipped], None] = lambda _s: None,
 ) -> PseudoLabelResult:
-    """Label every portrait in ``src`` into the dataset folder ``dest``.
+    """Label every portrait in ``src`` into the dataset folder ``dest``, on the batch path.
 
-    Non-images, undecodable files, photos without a face and low-confidence labels are
-    skipped, each with a reason (``on_skip``); an empty result is an error.
+    The teacher runs in :func:`hairseg.batch.run_batch`'s worker processes (``batch``: a
+    :class:`~hairseg.batch.BatchConfig`, workers and flushing), so the run is resumable
+    (rerun it after a crash: finished images are kept) and a bad file is a row. Non-images,
+    undecodable files, photos without a face and low-confidence labels are skipped, each
+    with a reason (``on_skip``); an empty result is an error and leaves no ``dest``. A
+    finished dataset in ``dest`` (a manifest) is replaced only with ``overwrite``.
     """
+    import shutil
+
+    from hairseg.batch import BatchConfig, InputItem, read_results, run_batch
+    from hairseg.data.manifest import MANIFEST_NAME
+
     src, dest = Path(src), Path(dest)
     if not src.is_dir():
         raise HairsegError(f"pseudo-label: source folder not found: {src}", exit_code=EXIT_USAGE)
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
+    resumable = (dest / ".batch").is_dir() and not (dest / MANIFEST_NAME).is_file()
+    if dest.exists() and any(dest.iterdir()) and not resumable:
+        if not overwrite:
+            raise HairsegError(
+                f"pseudo-label: {dest} is not empty (pass --overwrite to replace it)",
+                exit_code=EXIT_USAGE,
+            )
+        shutil.rmtree(dest)
+    existed = dest.exists()
+    items, licences = [], {}
+    for ident, path, extras in _images_in(src):
+        items.append(InputItem(ident, str(path)))
+        licences[ident] = extras.get("licence", FOLDER_LICENCE)
+    spec = TeacherSpec(cfg, priors, None if model is None else str(model))
+    summary = run_batch(
+        items,
+        dest,
+        spec.model_path,
+        batch if isinstance(batch, BatchConfig) else BatchConfig(),
+        teacher=spec,
+        licence=FOLDER_LICENCE,
+        licences=licences,
+        split=split,
+    )
+    df = read_results(dest)
+    df = df[df["id"].isin(licences)]
+    skipped = [
+        Skipped(str(row.uri), _skip_reason(str(row.status), str(row.error)))
+        for row in df[df["status"] != "ok"].itertuples(index=False)
+    ]
+    for item in skipped:
+        on_skip(item)
+    if not summary.n_ok:
+        if not existed:
+            shutil.rmtree(dest, ignore_errors=True)
         raise HairsegError(
-            f"pseudo-label: {dest} is not empty (pass --overwrite to replace it)",
+            f"pseudo-label: no image in {src} could be labelled ({len(skipped)} skipped)",
             exit_code=EXIT_USAGE,
         )
-    teacher = Priors(
-        PriorsConfig(
-            enabled=True,
-            models_dir=priors.models_dir,
-            face_detector=True,
-            selfie_segmenter=True,
-            min_face_confidence=cfg.min_face_confidence,
-            detect_max_side=cfg.max_side,
-        )
-    )
-    segmenter = None
-    if model is not None:
-        from hairseg.inference import OnnxSegmenter
-
-        segmenter = OnnxSegmenter(model, priors=priors)
-    try:
-        available = teacher.available
-        if not available["face_detector"]:
-            raise HairsegError(
-                f"pseudo-label needs the MediaPipe face detector in {priors.models_dir} "
-                "(run `hairseg models fetch`)",
-                exit_code=EXIT_USAGE,
-            )
-        if not available["selfie_segmenter"]:
-            log.warning(
-                "pseudo-label: no selfie segmenter in %s; labelling without the person mask",
-                priors.models_dir,
-            )
-        rows, skipped = [], []
-        staging = dest.with_name(f".{dest.name}.staging")
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        for sub in ("images", "masks", "confidence"):
-            (staging / sub).mkdir(parents=True)
-
-        def skip(path: Path, reason: str) -> None:
-            item = Skipped(str(path), reason)
-            skipped.append(item)
-            on_skip(item)
-
-        for ident, path, extras in _images_in(src):
-            try:
-                rgb = imaging.read_image(path)
-            except ImageDecodeError as exc:
-                skip(path, f"not an image: {exc}")
-                continue
-            rgb = _shrink(rgb, cfg.max_side)
-            faces = teacher.detect_faces(rgb) or []
-            faces = [f for f in faces if len(f.keypoints) >= 4]
-            if not faces:
-                skip(path, "no face detected (MediaPipe face detector)")
-                continue
-            height, width = rgb.shape[:2]
-            person = teacher.person(rgb, max(height, width))
-            if person is not None:
-                person = cv2.resize(person, (width, height), interpolation=cv2.INTER_LINEAR)
-            prob = None
-            if segmenter is not None:
-                logits = segmenter.fused_logits([rgb])[0, 0]
-                prob = cv2.resize(imaging.sigmoid(logits), (width, height))
-            label = label_image(rgb, faces, person, cfg, model_prob=prob)
-            if label.confidence < cfg.min_image_confidence:
-                skip(
-                    path,
-                    f"label confidence {label.confidence:.2f} is below "
-                    f"min_image_confidence {cfg.min_image_confidence}",
-                )
-                continue
-            imaging.write_png(staging / "images" / f"{ident}.png", rgb)
-            imaging.write_png(staging / "masks" / f"{ident}.png", label.mask)
-            conf_png = np.round(label.confidence_map * 255).astype(np.uint8)
-            imaging.write_png(staging / "confidence" / f"{ident}.png", conf_png)
-            rows.append(
-                {
-                    "id": ident,
-                    "image_path": f"images/{ident}.png",
-                    "mask_path": f"masks/{ident}.png",
-                    "confidence_path": f"confidence/{ident}.png",
-                    "split": split,
-                    "source": "pseudo",
-                    "licence": extras.get("licence", "unknown (pseudo-labelled from a folder)"),
-                    "width": width,
-                    "height": height,
-                    "confidence": round(label.confidence, 4),
-                    "face_count": label.n_faces,
-                    "pseudo_source_path": str(path),
-                    "label_quality": "pseudo",
-                }
-            )
-        if not rows:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise HairsegError(
-                f"pseudo-label: no image in {src} could be labelled ({len(skipped)} skipped)",
-                exit_code=EXIT_USAGE,
-            )
-        write_manifest(pd.DataFrame(rows), staging)
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
-    finally:
-        teacher.close()
-        if segmenter is not None:
-            segmenter.close()
+    ok = df[df["status"] == "ok"]
     return PseudoLabelResult(
         path=dest,
-        n_labelled=len(rows),
+        n_labelled=len(ok),
         skipped=skipped,
-        mean_confidence=float(np.mean([r["confidence"] for r in rows])),
+        mean_confidence=float(ok["confidence"].mean()),
     )
+
+
+def validate_pseudo_dataset(
+    dest: str | Path,
+    params: dict,
+    *,
+    split: str,
+    models_dir: str | Path,
+    reports_dir: str | Path,
+    on_failure: Callable[[str], None] = lambda _line: None,
+) -> str:
+    """The Great Expectations gate on a pseudo-labelled ``dest`` (params ``validate``,
+    ``required_splits`` = the split written; faces counted with the MediaPipe detector
+    when it is there). Returns the success line; raises with the failed checks' names
+    after calling ``on_failure`` once per failed check."""
+    import dataclasses
+    from contextlib import ExitStack
+
+    from hairseg.config import section
+    from hairseg.data.validate import ValidateParams, validate_dataset
+    from hairseg.mediapipe_models import FaceDetector, model_path
+
+    vparams = dataclasses.replace(
+        section(params, "validate", ValidateParams), required_splits=(split,)
+    )
+    with ExitStack() as stack:
+        detector = model_path("face_detector", models_dir)
+        counter = (
+            stack.enter_context(FaceDetector(detector, min_confidence=vparams.face_min_confidence))
+            if detector is not None
+            else None
+        )
+        report = validate_dataset(dest, vparams, reports_dir=reports_dir, face_counter=counter)
+    if not report.success:
+        for failure in report.failures:
+            on_failure(failure.line())
+        raise HairsegError(
+            f"pseudo-labelled dataset {dest} failed {len(report.failures)} of "
+            f"{report.n_expectations} checks ({', '.join(sorted({f.check for f in report.failures}))}); "
+            f"see {report.result_json}"
+        )
+    return (
+        f"dataset {dest} passed {report.n_expectations} checks on {report.n_images} images; "
+        f"Data Docs: {report.data_docs}"
+    )
+
+
+def _skip_reason(status: str, error: str) -> str:
+    """A failed row is a file the teacher could not read; a declined one has its reason."""
+    if status == "failed" and not error.startswith("read failed"):
+        return f"not an image: {error}"
+    return error
 
 
 def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:

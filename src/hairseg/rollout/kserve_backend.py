@@ -573,7 +573,8 @@ class KServeStandardBackend(KServeBackend):
 
     Entries named ``v<N>`` are this backend's; any other entry is someone else's and makes
     the rollout refuse to start. A ``v<N>`` entry with no rollout in flight (a crash before
-    the state was written, a manual edit) is removed before a new rollout starts.
+    the state was written, a manual edit) is removed by the preflight, before a new rollout's
+    first canary patch; reading the state (``--status``) leaves it alone.
     """
 
     name = "kserve"
@@ -593,9 +594,10 @@ class KServeStandardBackend(KServeBackend):
     # -- protocol -------------------------------------------------------------------------
     def preflight(self) -> None:
         super().preflight()
+        isvc = self._get()
         foreign = [
             e.get("predictor", {}).get("name")
-            for e in self._get().get("spec", {}).get("canary") or []
+            for e in isvc.get("spec", {}).get("canary") or []
             if not CANARY_NAME.match(str(e.get("predictor", {}).get("name") or ""))
         ]
         if foreign:
@@ -605,25 +607,31 @@ class KServeStandardBackend(KServeBackend):
                 f'{self.cfg.name} --type=json -p \'[{{"op":"remove","path":"/spec/canary"}}]\')',
                 exit_code=EXIT_USAGE,
             )
+        self._remove_lingering(isvc)
 
-    def load_state(self) -> dict[str, Any] | None:
-        state = super().load_state()
-        in_flight = state is not None and state.get("phase") not in (None, "done")
-        if not in_flight:
-            lingering = self._our_entries(self._get())
-            if lingering:
-                # No rollout owns them: a run that died between writing the entry and its
-                # state (or a hand edit). Remove them before anything else moves.
-                log.warning("%s: removing lingering canary entries %s", self._where, lingering)
-                isvc = self._patch({"spec": {"canary": None}})
-                self._wait_standard(
-                    f"lingering canaries {lingering} removed",
-                    lambda i: not self._canary_statuses(i),
-                    isvc,
-                    settled=False,
-                )
-                self._removed_lingering = lingering
-        return state
+    def _remove_lingering(self, isvc: dict[str, Any]) -> None:
+        """Drop ``v<N>`` entries no in-flight rollout owns, before the first canary patch.
+
+        Part of the preflight (a rollout is about to move traffic), never of ``load_state``:
+        a status read (``hairseg rollout --status``) must not change the cluster.
+        """
+        state = self.load_state()
+        if state is not None and state.get("phase") not in (None, "done"):
+            return  # the resumed rollout owns its entry
+        lingering = self._our_entries(isvc)
+        if not lingering:
+            return
+        # No rollout owns them: a run that died between writing the entry and its state
+        # (or a hand edit). Remove them before anything else moves.
+        log.warning("%s: removing lingering canary entries %s", self._where, lingering)
+        patched = self._patch({"spec": {"canary": None}})
+        self._wait_standard(
+            f"lingering canaries {lingering} removed",
+            lambda i: not self._canary_statuses(i),
+            patched,
+            settled=False,
+        )
+        self._removed_lingering = lingering
 
     def gate(self, candidate: ModelRef, stable: ModelRef) -> dict[str, Any]:
         details = super().gate(candidate, stable)
