@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
+    "card_html",
     "hairseg_cli",
     "ints_back",
     "log_metrics",
@@ -83,6 +84,30 @@ def write_params(path: str | os.PathLike[str], sections: Mapping[str, Any]) -> P
     doc = {name: ints_back(dict(value or {})) for name, value in sections.items()}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def card_html(card_path: str | os.PathLike[str]) -> str:
+    """The Markdown model card as one HTML page with the gallery PNGs it links inlined
+    (the KFP UI shows a single HTML file)."""
+    import base64
+    import html
+    import re
+
+    card_path = Path(card_path)
+
+    def inline(match: re.Match[str]) -> str:
+        target = card_path.parent / match.group(2)
+        if not target.is_file():
+            return match.group(0)
+        data = base64.b64encode(target.read_bytes()).decode()
+        return f'<img alt="{html.escape(match.group(1))}" src="data:image/png;base64,{data}">'
+
+    card = html.escape(card_path.read_text(), quote=False)
+    body = re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, card)
+    return (
+        "<!doctype html><meta charset='utf-8'><title>hairseg model card</title>"
+        f"<pre style='white-space:pre-wrap;font-family:sans-serif'>{body}</pre>"
+    )
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
