@@ -2,9 +2,10 @@
 
 KFP executes each component's function source on its own, so anything two components
 share lives here, in the installed package, and is imported inside the function body.
-This is boundary code only: KFP parameters into ``params.yaml`` sections and typed
-configs, running a stage's ``hairseg`` command in a scratch folder, recording metadata.
-No stage logic lives here.
+This is boundary code only: KFP parameters into the typed configs a stage takes
+(:func:`stage_config`, the one place protobuf's float-widened ints are repaired), a scratch
+working folder, recording metadata. No stage logic lives here (it is in
+:mod:`hairseg.stages`), and nothing here runs the CLI.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from typing import Any, TypeVar
 
 __all__ = [
     "card_html",
-    "hairseg_cli",
     "ints_back",
     "log_metrics",
     "read_json",
     "stage_config",
     "workdir",
     "write_json",
-    "write_params",
 ]
 
 T = TypeVar("T")
@@ -75,17 +74,6 @@ def write_json(path: str | os.PathLike[str], value: Any) -> Path:
     return write_json_atomic(path, value)
 
 
-def write_params(path: str | os.PathLike[str], sections: Mapping[str, Any]) -> Path:
-    """Write a ``params.yaml`` holding ``sections`` (KFP dicts, ints restored)."""
-    import yaml
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {name: ints_back(dict(value or {})) for name, value in sections.items()}
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
 def card_html(card_path: str | os.PathLike[str]) -> str:
     """The Markdown model card as one HTML page with the gallery PNGs it links inlined
     (the KFP UI shows a single HTML file)."""
@@ -127,26 +115,3 @@ def workdir() -> Iterator[Path]:
             yield Path(tmp)
         finally:
             os.chdir(previous)
-
-
-def hairseg_cli(*args: str | os.PathLike[str]) -> None:
-    """Run ``hairseg ARGS...`` in this process: the very command the DVC stage runs.
-
-    Errors surface as :class:`~hairseg.errors.HairsegError` (the step fails with its
-    one-line message); a non-zero ``sys.exit`` from a command becomes one too.
-    """
-    import click
-
-    from hairseg.cli import cli
-    from hairseg.errors import EXIT_USAGE, HairsegError
-
-    argv = [str(a) for a in args]
-    try:
-        cli.main(args=argv, prog_name="hairseg", standalone_mode=False)
-    except click.ClickException as exc:
-        raise HairsegError(
-            f"`hairseg {' '.join(argv)}`: {exc.format_message()}", exit_code=EXIT_USAGE
-        ) from None
-    except SystemExit as exc:
-        if exc.code not in (None, 0):
-            raise HairsegError(f"`hairseg {' '.join(argv)}` exited with {exc.code}") from None

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from hairseg.cli.options import params_option, resolve_tracking_uri, tracking_option
 from hairseg.errors import HairsegError
 
 __all__ = ["predict"]
@@ -25,12 +25,7 @@ __all__ = ["predict"]
     show_default=True,
     help="A .onnx file, a model folder, or models:/NAME@ALIAS | models:/NAME/VERSION.",
 )
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow registry for models:/ [env MLFLOW_TRACKING_URI; default sqlite:///<cwd>/.hairseg/mlflow.db].",
-)
+@tracking_option(help="MLflow registry for models:/")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Worker processes [batch.workers]."
 )
@@ -70,13 +65,9 @@ __all__ = ["predict"]
     show_default=True,
     help="With --as-dataset: the manifest's licence column.",
 )
-@click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("params.yaml"),
-    show_default=True,
+@params_option(
     help="params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+    dest="params_file",
 )
 @click.option(
     "--progress/--no-progress",
@@ -115,9 +106,9 @@ def predict(
     shard_spec = batch.parse_shard(shard)
 
     registered = None
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = tracking_uri  # the option reads $MLFLOW_TRACKING_URI
     if model_uri.startswith("models:/"):
-        uri = uri or registry.default_tracking_uri(Path.cwd())
+        uri = resolve_tracking_uri(tracking_uri)
         registered = f"models:/{registry.MODEL_NAME}/{registry.resolve_version(uri, model_uri)}"
     model_path = registry.fetch_onnx(model_uri, Path(".hairseg/cache/registry"), uri or "")
 
