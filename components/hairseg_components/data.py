@@ -47,14 +47,13 @@ def validate_data(
     import shutil
     from pathlib import Path
 
-    from hairseg.data.validate import ValidateParams
     from hairseg.stages.data import validate_stage
-    from hairseg_components.runtime import log_metrics, stage_config, workdir
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     reports = Path(validation_report.path)
     with workdir() as work:
         result = validate_stage(
-            Path(dataset.path), stage_config("validate", validate_params, ValidateParams),
+            Path(dataset.path), stage_configs(validate=validate_params)[0],
             reports_dir=reports, stats_out=Path(image_stats.path),
             metrics_out=reports / "validation.json", models_dir=work / ".hairseg/models/mediapipe",
         )  # fmt: skip

@@ -28,9 +28,8 @@ def build_features(
     import shutil
     from pathlib import Path
 
-    from hairseg.features.store import FeaturesConfig
     from hairseg.stages.features import demo_customers_stage, features_build_stage
-    from hairseg_components.runtime import log_metrics, stage_config, workdir
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     with workdir() as work:
         repo = work / "feature_repo"
@@ -40,7 +39,7 @@ def build_features(
         stats = work / "artifacts" / "image_stats.parquet"
         stats.parent.mkdir(parents=True)
         shutil.copyfile(image_stats.path, stats)
-        cfg = stage_config("features", {**features_params, "repo": str(repo)}, FeaturesConfig)
+        (cfg,) = stage_configs(features={**features_params, "repo": str(repo)})
         if feast_config == "feature_store.yaml":
             demo_customers_stage(cfg)
         result = features_build_stage(

@@ -31,17 +31,15 @@ def train_model(
     train_run.json and the train_curve.csv learning curve."""
     from pathlib import Path
 
-    from hairseg.model import ModelConfig
     from hairseg.stages.lifecycle import train_stage
-    from hairseg.train import TrainConfig
-    from hairseg_components.runtime import log_metrics, stage_config, workdir
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     files = Path(train_files.path)
+    model_cfg, train_cfg = stage_configs(model=model_params, train=train_params)
     with workdir() as work:
         result = train_stage(
             Path(dataset.path), Path(model.path),
-            model_cfg=stage_config("model", model_params, ModelConfig),
-            train_cfg=stage_config("train", train_params, TrainConfig),
+            model_cfg=model_cfg, train_cfg=train_cfg,
             tracking_uri=mlflow_tracking_uri, metrics_path=files / "train.json",
             plot_path=files / "train_curve.csv", run_info_path=files / "train_run.json",
             checkpoints=work / "checkpoints",
@@ -70,16 +68,13 @@ def quantize_model(
     import shutil
     from pathlib import Path
 
-    from hairseg.quantize import QuantizeConfig
     from hairseg.stages.lifecycle import quantize_stage
-    from hairseg.train import TrainConfig
-    from hairseg_components.runtime import log_metrics, stage_config
+    from hairseg_components.runtime import log_metrics, stage_configs
 
     shutil.copytree(model.path, onnx_model.path)  # the stage writes into its model folder
+    train_cfg, quantize_cfg = stage_configs(train=train_params, quantize=quantize_params)
     result = quantize_stage(
-        Path(dataset.path), Path(onnx_model.path),
-        train_cfg=stage_config("train", train_params, TrainConfig),
-        quantize_cfg=stage_config("quantize", quantize_params, QuantizeConfig),
+        Path(dataset.path), Path(onnx_model.path), train_cfg=train_cfg, quantize_cfg=quantize_cfg,
         metrics_path=Path(quantize_files.path) / "quantize.json",
     )  # fmt: skip
     log_metrics(quantize_metrics, result.metrics)
@@ -106,17 +101,14 @@ def evaluate_model(
     holds evaluate.json, plots/*.csv, eval_per_image.parquet and model_card/gallery/."""
     from pathlib import Path
 
-    from hairseg.evaluate import EvaluateConfig
-    from hairseg.priors import PriorsConfig
     from hairseg.stages.lifecycle import evaluate_stage
-    from hairseg_components.runtime import log_metrics, stage_config, workdir
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     out = Path(evaluation.path)
+    cfg, priors = stage_configs(evaluate=evaluate_params, priors=priors_params)
     with workdir() as work:
         result = evaluate_stage(
-            Path(dataset.path), Path(onnx_model.path),
-            cfg=stage_config("evaluate", evaluate_params, EvaluateConfig),
-            priors=stage_config("priors", priors_params, PriorsConfig),
+            Path(dataset.path), Path(onnx_model.path), cfg=cfg, priors=priors,
             tracking_uri=mlflow_tracking_uri, metrics_path=out / "evaluate.json",
             plots_dir=out / "plots", per_image_path=out / "eval_per_image.parquet",
             gallery_dir=out / "model_card" / "gallery", slices_path=Path(eval_slices.path),
@@ -145,15 +137,14 @@ def gate_model(
     import shutil
     from pathlib import Path
 
-    from hairseg.gate import GateConfig
     from hairseg.stages.lifecycle import gate_stage
-    from hairseg_components.runtime import card_html, log_metrics, stage_config
+    from hairseg_components.runtime import card_html, log_metrics, stage_configs
 
     ev, out = Path(evaluation.path), Path(gate_result.path)
     card_dir = out / "model_card"
     shutil.copytree(ev / "model_card", card_dir)
     result = gate_stage(
-        ev / "evaluate.json", cfg=stage_config("gate", gate_params, GateConfig),
+        ev / "evaluate.json", cfg=stage_configs(gate=gate_params)[0],
         train_metrics=Path(train_files.path) / "train.json",
         quantize_metrics=Path(quantize_files.path) / "quantize.json",
         model_dir=Path(onnx_model.path), plots_dir=ev / "plots",
@@ -200,19 +191,16 @@ def register_model(
     ``hairseg.lineage.PARAMS_HASH_SECTIONS``). Returns ``models:/hairseg/<version>``."""
     from pathlib import Path
 
-    from hairseg import registry
-    from hairseg.model import ModelConfig
-    from hairseg.quantize import QuantizeConfig
     from hairseg.stages.lifecycle import register_stage
-    from hairseg.train import TrainConfig
-    from hairseg_components.runtime import log_metrics, stage_config
+    from hairseg_components.runtime import log_metrics, stage_configs
 
     gate_dir = Path(gate_result.path)
+    cfg, model_cfg, train_cfg, quantize_cfg = stage_configs(
+        register=register_params, model=model_params, train=train_params, quantize=quantize_params
+    )
     result = register_stage(
-        Path(onnx_model.path), cfg=stage_config("register", register_params, registry.RegisterConfig),
-        model_cfg=stage_config("model", model_params, ModelConfig),
-        train_cfg=stage_config("train", train_params, TrainConfig),
-        quantize_cfg=stage_config("quantize", quantize_params, QuantizeConfig),
+        Path(onnx_model.path), cfg=cfg, model_cfg=model_cfg, train_cfg=train_cfg,
+        quantize_cfg=quantize_cfg,
         tracking_uri=mlflow_tracking_uri, evaluation_path=Path(evaluation.path) / "evaluate.json",
         gate_path=gate_dir / "gate.json", run_info_path=Path(train_files.path) / "train_run.json",
         card_dir=gate_dir / "model_card", out_path=Path(registration.path) / "register.json",

@@ -24,11 +24,10 @@ def drift_check(
     import tempfile
     from pathlib import Path
 
-    from hairseg.monitoring.drift import MonitorConfig
     from hairseg.stages.monitor import drift_stage
-    from hairseg_components.runtime import log_metrics, stage_config, write_json
+    from hairseg_components.runtime import log_metrics, stage_configs, write_json
 
-    cfg = stage_config("monitor", monitor_params, MonitorConfig)
+    (cfg,) = stage_configs(monitor=monitor_params)
     with tempfile.TemporaryDirectory() as out:
         result = drift_stage(Path(reference_stats.path), Path(current_log.path), cfg, out_dir=out)
         shutil.copyfile(result.report_html_path, drift_report.path)

@@ -24,31 +24,20 @@ def canary_rollout(
     (``kserve``: the cluster's InferenceService; ``local``: loopback predictor servers
     replaying the dataset's test split). Returns the outcome; a rollback is an outcome
     recorded on the model version, not a step failure."""
-    import dataclasses
-    import shutil
     from pathlib import Path
 
-    from hairseg.rollout.config import RolloutConfig
-    from hairseg.stages.rollout import rollout_stage
-    from hairseg_components.runtime import log_metrics, stage_config, workdir
+    from hairseg.stages.rollout import rollout_markdown, rollout_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
-    cfg = dataclasses.replace(
-        stage_config("rollout", rollout_params, RolloutConfig), backend=rollout_backend
-    )
     records = Path(rollout_record.path)
     with workdir() as work:
         result = rollout_stage(
-            cfg, tracking_uri=mlflow_tracking_uri, candidate_uri=model_uri,
+            stage_configs(rollout=rollout_params)[0], backend=rollout_backend,
+            tracking_uri=mlflow_tracking_uri, candidate_uri=model_uri,
             dataset=Path(dataset.path), reports_dir=records,
             state_path=work / "rollout_state.json", cache_dir=work / "models",
         )  # fmt: skip
-    md = result.record_path.with_suffix(".md") if result.record_path else records / "latest.md"
-    if not md.is_file():
-        md = records / "latest.md"
-    if md.is_file():
-        shutil.copyfile(md, rollout_report.path)
-    else:
-        Path(rollout_report.path).write_text(f"# Rollout\n\n{result.summary()}\n")
+    Path(rollout_report.path).write_text(rollout_markdown(result, records))
     log_metrics(rollout_metrics, result.metrics())
     rollout_record.metadata.update({"outcome": result.outcome, "summary": result.summary()})
     print(result.summary())

@@ -23,6 +23,7 @@ __all__ = [
     "log_metrics",
     "read_json",
     "stage_config",
+    "stage_configs",
     "workdir",
     "write_json",
 ]
@@ -51,6 +52,15 @@ def stage_config(name: str, raw: Mapping[str, Any] | None, cls: type[T]) -> T:
     from hairseg.config import section
 
     return section({name: ints_back(dict(raw or {}))}, name, cls)
+
+
+def stage_configs(**sections: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """The typed configs of the named ``params.yaml`` sections from their KFP dicts, in
+    keyword order: ``model_cfg, train_cfg = stage_configs(model=model_params, train=...)``
+    (types from :data:`hairseg.stages.configs.SECTION_TYPES`)."""
+    from hairseg.stages.configs import config_type
+
+    return tuple(stage_config(name, raw, config_type(name)) for name, raw in sections.items())
 
 
 def log_metrics(metrics_artifact: Any, values: Mapping[str, Any], prefix: str = "") -> None:

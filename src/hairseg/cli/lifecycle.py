@@ -18,12 +18,12 @@ from hairseg.errors import HairsegError
 _existing_dir = click.Path(path_type=Path, exists=True, file_okay=False)
 
 
-def _configs(params_path: Path, **sections: type[Any]) -> dict[str, Any]:
-    """``{name: section(params, name, cls)}`` for each ``name=cls`` (typed configs)."""
-    from hairseg.config import load_params, section
+def _configs(params_path: Path, *sections: str) -> tuple[Any, ...]:
+    """The typed configs of ``sections`` of the params file, in that order."""
+    from hairseg.config import load_params
+    from hairseg.stages.configs import typed_configs
 
-    params = load_params(params_path)
-    return {name: section(params, name, cls) for name, cls in sections.items()}
+    return typed_configs(load_params(params_path), *sections)
 
 
 def _data_option():
@@ -70,16 +70,14 @@ def train(
     tracking_uri: str | None,
 ) -> None:
     """Fine-tune the segmentation network on DATA's train split (early stopping on val)."""
-    from hairseg.model import ModelConfig
     from hairseg.stages.lifecycle import train_stage
-    from hairseg.train import TrainConfig
 
-    cfgs = _configs(params_path, model=ModelConfig, train=TrainConfig)
+    model_cfg, train_cfg = _configs(params_path, "model", "train")
     result = train_stage(
         data_dir,
         out_dir,
-        model_cfg=cfgs["model"],
-        train_cfg=cfgs["train"],
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
         tracking_uri=resolve_tracking_uri(tracking_uri),
         metrics_path=metrics_path,
         plot_path=plot_path,
@@ -101,16 +99,14 @@ def train(
 @params_option()
 def quantize(data_dir: Path, model_dir: Path, metrics_path: Path, params_path: Path) -> None:
     """Export MODEL_DIR/weights.pt to ONNX (fp32) and int8; pick the one to ship."""
-    from hairseg.quantize import QuantizeConfig
     from hairseg.stages.lifecycle import quantize_stage
-    from hairseg.train import TrainConfig
 
-    cfgs = _configs(params_path, train=TrainConfig, quantize=QuantizeConfig)
+    train_cfg, quantize_cfg = _configs(params_path, "train", "quantize")
     result = quantize_stage(
         data_dir,
         model_dir,
-        train_cfg=cfgs["train"],
-        quantize_cfg=cfgs["quantize"],
+        train_cfg=train_cfg,
+        quantize_cfg=quantize_cfg,
         metrics_path=metrics_path,
     )
     click.echo(f"shipping {result.variant}: {result.reason}")
@@ -153,17 +149,15 @@ def evaluate(
     tracking_uri: str | None,
 ) -> None:
     """Evaluate fp32, int8, the champion and MediaPipe baselines on the test split."""
-    from hairseg.evaluate import EvaluateConfig
-    from hairseg.priors import PriorsConfig
     from hairseg.stages.lifecycle import evaluate_stage
 
     # The real-photo priors are fused exactly as serving fuses them (params.yaml priors:).
-    cfgs = _configs(params_path, evaluate=EvaluateConfig, priors=PriorsConfig)
+    cfg, priors = _configs(params_path, "evaluate", "priors")
     result = evaluate_stage(
         data_dir,
         model_dir,
-        cfg=cfgs["evaluate"],
-        priors=cfgs["priors"],
+        cfg=cfg,
+        priors=priors,
         tracking_uri=resolve_tracking_uri(tracking_uri) if champion else None,
         metrics_path=metrics_path,
         plots_dir=plots_dir,
@@ -205,12 +199,11 @@ def gate(
     params_path: Path,
 ) -> None:
     """Decide whether the candidate may be promoted; write the decision and the model card."""
-    from hairseg.gate import GateConfig
     from hairseg.stages.lifecycle import gate_stage
 
     result = gate_stage(
         evaluation_path,
-        cfg=_configs(params_path, gate=GateConfig)["gate"],
+        cfg=_configs(params_path, "gate")[0],
         train_metrics=train_metrics,
         quantize_metrics=quantize_metrics,
         model_dir=model_dir,
@@ -262,24 +255,17 @@ def register(
 ) -> None:
     """Register the shipped model in MLflow as a new version of 'hairseg' (alias candidate)."""
     from hairseg import registry
-    from hairseg.model import ModelConfig
-    from hairseg.quantize import QuantizeConfig
     from hairseg.stages.lifecycle import register_stage
-    from hairseg.train import TrainConfig
 
-    cfgs = _configs(
-        params_path,
-        register=registry.RegisterConfig,
-        model=ModelConfig,
-        train=TrainConfig,
-        quantize=QuantizeConfig,
+    cfg, model_cfg, train_cfg, quantize_cfg = _configs(
+        params_path, "register", "model", "train", "quantize"
     )
     result = register_stage(
         model_dir,
-        cfg=cfgs["register"],
-        model_cfg=cfgs["model"],
-        train_cfg=cfgs["train"],
-        quantize_cfg=cfgs["quantize"],
+        cfg=cfg,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        quantize_cfg=quantize_cfg,
         tracking_uri=resolve_tracking_uri(tracking_uri),
         evaluation_path=evaluation_path,
         gate_path=gate_path,

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from hairseg.rollout.config import RolloutConfig
     from hairseg.rollout.engine import RolloutResult
 
-__all__ = ["rollout_stage", "rollout_status"]
+__all__ = ["rollout_markdown", "rollout_stage", "rollout_status"]
 
 
 def _target(
@@ -46,12 +46,19 @@ def rollout_stage(
     cache_dir: Path = Path(".hairseg/rollout/models"),
     kube_context: str | None = None,
     abort: bool = False,
+    backend: str | None = None,
 ) -> RolloutResult:
     """Shift traffic to ``candidate_uri`` in ``cfg``'s steps on ``cfg.backend`` (``local``:
     loopback predictor servers replaying ``dataset``; ``kserve``: the cluster's
     InferenceService), analyse canary vs stable, promote or roll back; ``abort`` rolls an
-    in-flight rollout back. A rollback is an outcome (in the result), not an exception."""
+    in-flight rollout back; ``backend`` overrides ``cfg.backend``. A rollback is an outcome
+    (in the result), not an exception."""
+    import dataclasses
+
     from hairseg.rollout.engine import run_rollout
+
+    if backend is not None:
+        cfg = dataclasses.replace(cfg, backend=backend)
 
     models, target = _target(cfg, tracking_uri, dataset, state_path, cache_dir, kube_context)
     return run_rollout(
@@ -74,3 +81,15 @@ def rollout_status(
         return target.load_state()
     finally:
         target.close()
+
+
+def rollout_markdown(result: RolloutResult, reports_dir: Path) -> str:
+    """The rollout's Markdown report: the record's ``.md`` beside it, else
+    ``reports_dir/latest.md``, else a one-line summary."""
+    candidates = [reports_dir / "latest.md"]
+    if result.record_path is not None:
+        candidates.insert(0, Path(result.record_path).with_suffix(".md"))
+    for path in candidates:
+        if path.is_file():
+            return path.read_text()
+    return f"# Rollout\n\n{result.summary()}\n"
