@@ -29,7 +29,7 @@ def task_output(run: dict[str, Any], task: str, name: str) -> Any:
 def test_training_pipeline_runs_locally_and_registers_a_version(kfp_training: KfpRun) -> None:
     from mlflow import MlflowClient
 
-    run = kfp_training.run  # --tiny --param train.seed=3 (lifecycle_runs.py), shared
+    run = kfp_training.run  # lifecycle_runs.KFP_ARGS (--tiny ...), shared with the parity test
     steps = {
         "generate-data", "validate-data", "build-features", "train-model", "quantize-model",
         "evaluate-model", "gate-model", "register-model", "canary-rollout",
