@@ -47,26 +47,19 @@ def validate_data(
     import shutil
     from pathlib import Path
 
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
-    )
+    from hairseg.stages.data import validate_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
+    reports = Path(validation_report.path)
     with workdir() as work:
-        params = write_params(
-            work / "params.yaml", {"data": data_params, "validate": validate_params}
-        )
-        reports = Path(validation_report.path)
-        hairseg_cli(
-            "data", "validate", dataset.path, "--params", params, "--reports", reports,
-            "--stats-out", image_stats.path, "--metrics-out", reports / "validation.json",
+        result = validate_stage(
+            Path(dataset.path), stage_configs(validate=validate_params)[0],
+            reports_dir=reports, stats_out=Path(image_stats.path),
+            metrics_out=reports / "validation.json", models_dir=work / ".hairseg/models/mediapipe",
         )  # fmt: skip
-    metrics = read_json(reports / "validation.json")
-    log_metrics(validation_metrics, metrics)
+    result.raise_if_failed()
+    log_metrics(validation_metrics, result.metrics)
     pages = sorted((reports / "data_docs" / "validations").rglob("*.html"))
     shutil.copyfile(pages[-1] if pages else reports / "data_docs" / "index.html", data_docs.path)
-    image_stats.metadata.update({"format": "parquet", "rows": metrics["n_images"]})
-    validation_report.metadata["success"] = bool(metrics["success"])
+    image_stats.metadata.update({"format": "parquet", "rows": result.n_images})
+    validation_report.metadata["success"] = result.success

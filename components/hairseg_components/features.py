@@ -25,17 +25,11 @@ def build_features(
     With the local config (``feature_store.yaml``) the registry and online store live in
     that scratch copy and the demo customer table is generated; with
     ``feature_store.cluster.yaml`` they are the cluster's (object storage + Redis)."""
-    import os
     import shutil
     from pathlib import Path
 
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
-    )
+    from hairseg.stages.features import demo_customers_stage, features_build_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     with workdir() as work:
         repo = work / "feature_repo"
@@ -45,25 +39,14 @@ def build_features(
         stats = work / "artifacts" / "image_stats.parquet"
         stats.parent.mkdir(parents=True)
         shutil.copyfile(image_stats.path, stats)
-        params = write_params(
-            work / "params.yaml", {"features": {**features_params, "repo": str(repo)}}
-        )
+        (cfg,) = stage_configs(features={**features_params, "repo": str(repo)})
         if feast_config == "feature_store.yaml":
-            hairseg_cli("features", "demo-customers", "--params", params)
-        os.makedirs(features_summary.path, exist_ok=True)
-        summary = Path(features_summary.path) / "features_summary.json"
-        hairseg_cli(
-            "features", "build", "--params", params, "--repo", repo,
-            "--config", repo / feast_config, "--image-stats", stats,
-            "--slices", eval_slices.path, "--summary", summary,
+            demo_customers_stage(cfg)
+        result = features_build_stage(
+            cfg, image_stats=stats, slices_out=Path(eval_slices.path), repo=repo,
+            summary_out=Path(features_summary.path) / "features_summary.json",
+            config_file=repo / feast_config,
         )  # fmt: skip
-    result = read_json(summary)
-    views = result.get("registry", {}).get("feature_views", [])
-    log_metrics(
-        feature_metrics,
-        {
-            "feature_views": len(views),
-            **{f"online.{k}": v for k, v in (result.get("materialized") or {}).items()},
-        },
-    )
+    online = {f"online.{k}": v for k, v in result.materialized.items()}
+    log_metrics(feature_metrics, {"feature_views": len(result.feature_views), **online})
     eval_slices.metadata["format"] = "parquet"

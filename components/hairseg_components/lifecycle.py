@@ -1,10 +1,10 @@
 """Model-lifecycle components: train, quantize, evaluate, gate, register.
 
-Each runs the ``hairseg`` command its DVC stage runs (``hairseg.cli.lifecycle``), in
-process, with the stage's inputs and outputs pointed at KFP artifacts and its
-``params.yaml`` sections written from the pipeline parameters. The lifecycle commands
-hold the stage orchestration (MLflow run, champion comparison, model card), so calling
-them, not re-assembling their pieces, keeps ``dvc repro`` and the pipeline identical.
+Each is the KFP door onto the stage its DVC stage runs (:mod:`hairseg.stages.lifecycle`):
+it builds the typed configs from its ``*_params`` dicts (:func:`runtime.stage_config`),
+calls the stage with its artifacts' ``.path``s and records metadata. The stage holds the
+orchestration (MLflow run, champion comparison, lineage, model card), so ``dvc repro``
+and the pipeline run the same code.
 """
 
 from kfp import dsl
@@ -31,36 +31,24 @@ def train_model(
     train_run.json and the train_curve.csv learning curve."""
     from pathlib import Path
 
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
-    )
+    from hairseg.stages.lifecycle import train_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     files = Path(train_files.path)
+    model_cfg, train_cfg = stage_configs(model=model_params, train=train_params)
     with workdir() as work:
-        params = write_params(work / "params.yaml", {"model": model_params, "train": train_params})
-        hairseg_cli(
-            "train", "--data", dataset.path, "--out", model.path,
-            "--metrics", files / "train.json", "--plot", files / "train_curve.csv",
-            "--run-info", files / "train_run.json", "--checkpoints", work / "checkpoints",
-            "--params", params, "--tracking-uri", mlflow_tracking_uri,
+        result = train_stage(
+            Path(dataset.path), Path(model.path),
+            model_cfg=model_cfg, train_cfg=train_cfg,
+            tracking_uri=mlflow_tracking_uri, metrics_path=files / "train.json",
+            plot_path=files / "train_curve.csv", run_info_path=files / "train_run.json",
+            checkpoints=work / "checkpoints",
         )  # fmt: skip
-    summary = read_json(files / "train.json")
-    log_metrics(train_metrics, summary)
-    run = read_json(files / "train_run.json")
-    config = read_json(Path(model.path) / "model_config.json")
+    log_metrics(train_metrics, result.summary)
     model.metadata.update(
-        {
-            "framework": "pytorch",
-            "arch": config.get("arch", ""),
-            "input_size": config.get("input_size", 0),
-            "mlflow_run_id": run["run_id"],
-            "init_source": run.get("init_source", ""),
-        }
-    )
+        {"framework": "pytorch", "arch": result.arch, "input_size": result.input_size,
+         "mlflow_run_id": result.run_id, "init_source": result.init_source}
+    )  # fmt: skip
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
@@ -80,30 +68,20 @@ def quantize_model(
     import shutil
     from pathlib import Path
 
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
-    )
+    from hairseg.stages.lifecycle import quantize_stage
+    from hairseg_components.runtime import log_metrics, stage_configs
 
-    shutil.copytree(model.path, onnx_model.path)  # the command writes into its model folder
-    out = Path(quantize_files.path) / "quantize.json"
-    with workdir() as work:
-        params = write_params(
-            work / "params.yaml",
-            {"model": model_params, "train": train_params, "quantize": quantize_params},
-        )
-        hairseg_cli(
-            "quantize", "--data", dataset.path, "--model-dir", onnx_model.path,
-            "--metrics", out, "--params", params,
-        )  # fmt: skip
-    log_metrics(quantize_metrics, read_json(out))
-    selected = read_json(Path(onnx_model.path) / "selected.json")
+    shutil.copytree(model.path, onnx_model.path)  # the stage writes into its model folder
+    train_cfg, quantize_cfg = stage_configs(train=train_params, quantize=quantize_params)
+    result = quantize_stage(
+        Path(dataset.path), Path(onnx_model.path), train_cfg=train_cfg, quantize_cfg=quantize_cfg,
+        metrics_path=Path(quantize_files.path) / "quantize.json",
+    )  # fmt: skip
+    log_metrics(quantize_metrics, result.metrics)
     onnx_model.metadata.update(
-        {"framework": "onnx", "variant": selected["variant"], "file": selected["file"]}
-    )
+        {"framework": "onnx", "variant": result.variant, "file": result.file,
+         "params_hash": result.params_hash}
+    )  # fmt: skip
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
@@ -123,31 +101,22 @@ def evaluate_model(
     holds evaluate.json, plots/*.csv, eval_per_image.parquet and model_card/gallery/."""
     from pathlib import Path
 
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
-    )
+    from hairseg.stages.lifecycle import evaluate_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     out = Path(evaluation.path)
+    cfg, priors = stage_configs(evaluate=evaluate_params, priors=priors_params)
     with workdir() as work:
-        params = write_params(
-            work / "params.yaml", {"evaluate": evaluate_params, "priors": priors_params}
-        )
-        hairseg_cli(
-            "evaluate", "--data", dataset.path, "--model-dir", onnx_model.path,
-            "--metrics", out / "evaluate.json", "--plots-dir", out / "plots",
-            "--per-image", out / "eval_per_image.parquet",
-            "--gallery", out / "model_card" / "gallery", "--slices", eval_slices.path,
-            "--params", params, "--tracking-uri", mlflow_tracking_uri,
+        result = evaluate_stage(
+            Path(dataset.path), Path(onnx_model.path), cfg=cfg, priors=priors,
+            tracking_uri=mlflow_tracking_uri, metrics_path=out / "evaluate.json",
+            plots_dir=out / "plots", per_image_path=out / "eval_per_image.parquet",
+            gallery_dir=out / "model_card" / "gallery", slices_path=Path(eval_slices.path),
+            mediapipe_dir=work / ".hairseg" / "models" / "mediapipe",
         )  # fmt: skip
-    result = read_json(out / "evaluate.json")
-    log_metrics(eval_metrics, {"candidate": result["candidate"]})
-    champion = result.get("champion") or {}
-    if champion.get("available"):
-        log_metrics(eval_metrics, {"champion": champion})
+    log_metrics(eval_metrics, {"candidate": result.candidate})
+    if result.champion.get("available"):
+        log_metrics(eval_metrics, {"champion": result.champion})
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
@@ -165,53 +134,28 @@ def gate_model(
     """``hairseg gate``: may the candidate be promoted (IoU vs champion, floor, latency)?
     Writes the decision and the model card; returns ``passed`` for the pipeline's
     ``dsl.If``. The card renders in the UI as Markdown and as HTML with the gallery inlined."""
-    import base64
-    import html
-    import re
     import shutil
     from pathlib import Path
 
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
-    )
+    from hairseg.stages.lifecycle import gate_stage
+    from hairseg_components.runtime import card_html, log_metrics, stage_configs
 
     ev, out = Path(evaluation.path), Path(gate_result.path)
     card_dir = out / "model_card"
     shutil.copytree(ev / "model_card", card_dir)
-    with workdir() as work:
-        params = write_params(work / "params.yaml", {"gate": gate_params})
-        hairseg_cli(
-            "gate", "--evaluation", ev / "evaluate.json",
-            "--train-metrics", Path(train_files.path) / "train.json",
-            "--quantize-metrics", Path(quantize_files.path) / "quantize.json",
-            "--model-dir", onnx_model.path, "--plots-dir", ev / "plots",
-            "--gallery", card_dir / "gallery", "--out", out / "gate.json",
-            "--card", card_dir / "model_card.md", "--params", params,
-        )  # fmt: skip
-    decision = read_json(out / "gate.json")
-    log_metrics(gate_metrics, {k: v for k, v in decision.items() if k != "passed_int"})
-    card = (card_dir / "model_card.md").read_text()
-    Path(model_card.path).write_text(card)
-
-    # The UI shows one HTML file: inline the gallery images the card links to.
-    def inline(match: re.Match[str]) -> str:
-        target = card_dir / match.group(2)
-        if not target.is_file():
-            return match.group(0)
-        data = base64.b64encode(target.read_bytes()).decode()
-        return f'<img alt="{html.escape(match.group(1))}" src="data:image/png;base64,{data}">'
-
-    body = re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, html.escape(card, quote=False))
-    Path(model_card_html.path).write_text(
-        "<!doctype html><meta charset='utf-8'><title>hairseg model card</title>"
-        f"<pre style='white-space:pre-wrap;font-family:sans-serif'>{body}</pre>"
-    )
-    gate_result.metadata["passed"] = bool(decision["passed"])
-    return bool(decision["passed"])
+    result = gate_stage(
+        ev / "evaluate.json", cfg=stage_configs(gate=gate_params)[0],
+        train_metrics=Path(train_files.path) / "train.json",
+        quantize_metrics=Path(quantize_files.path) / "quantize.json",
+        model_dir=Path(onnx_model.path), plots_dir=ev / "plots",
+        gallery_dir=card_dir / "gallery", out_path=out / "gate.json",
+        card_path=card_dir / "model_card.md",
+    )  # fmt: skip
+    log_metrics(gate_metrics, {k: v for k, v in result.decision.items() if k != "passed_int"})
+    shutil.copyfile(result.card_path, model_card.path)
+    Path(model_card_html.path).write_text(card_html(result.card_path))
+    gate_result.metadata["passed"] = result.passed
+    return result.passed
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
@@ -239,62 +183,32 @@ def register_model(
     register_metrics: Output[Metrics],
 ) -> str:
     """``hairseg register``: a new version of MLflow model ``hairseg`` (alias candidate;
-    champion on bootstrap) tagged with lineage, then the pipeline's own lineage tags
-    (git commit, pipeline name/version, run id). The ``*_params`` sections are the
-    params.yaml the run used (their hash is the ``params_hash`` tag). Returns the model URI
-    ``models:/hairseg/<version>``."""
-    import os
+    champion on bootstrap) tagged with :func:`hairseg.lineage.collect` exactly as the DVC
+    stage tags it (git commit, ``dataset``'s DVC hash, the params hash of ``model_params``,
+    ``train_params`` and ``quantize_params``, the KFP run id, the init source) plus the
+    pipeline's name and version. ``data_params``, ``validate_params``, ``features_params``,
+    ``evaluate_params`` and ``gate_params`` do not enter the lineage (see
+    ``hairseg.lineage.PARAMS_HASH_SECTIONS``). Returns ``models:/hairseg/<version>``."""
     from pathlib import Path
 
-    import yaml
+    from hairseg.stages.lifecycle import register_stage
+    from hairseg_components.runtime import log_metrics, stage_configs
 
-    from hairseg import registry
-    from hairseg.data.ensure import dvc_dir_hash
-    from hairseg_components.runtime import (
-        hairseg_cli,
-        log_metrics,
-        read_json,
-        workdir,
-        write_params,
+    gate_dir = Path(gate_result.path)
+    cfg, model_cfg, train_cfg, quantize_cfg = stage_configs(
+        register=register_params, model=model_params, train=train_params, quantize=quantize_params
     )
-
-    ev, out = Path(evaluation.path), Path(registration.path) / "register.json"
-    with workdir() as work:
-        params_file = write_params(
-            work / "params.yaml",
-            {
-                "data": data_params,
-                "validate": validate_params,
-                "features": features_params,
-                "model": model_params,
-                "train": train_params,
-                "quantize": quantize_params,
-                "evaluate": evaluate_params,
-                "gate": gate_params,
-                "register": register_params,
-            },
-        )
-        md5, nfiles = dvc_dir_hash(dataset.path)  # what `dvc add` would record for it
-        data_dvc = work / "data.dvc"
-        data_dvc.write_text(
-            yaml.safe_dump({"outs": [{"md5": md5, "nfiles": nfiles, "path": "data"}]})
-        )
-        hairseg_cli(
-            "register", "--model-dir", onnx_model.path, "--evaluation", ev / "evaluate.json",
-            "--gate", Path(gate_result.path) / "gate.json",
-            "--run-info", Path(train_files.path) / "train_run.json",
-            "--card-dir", Path(gate_result.path) / "model_card", "--data-dvc", data_dvc,
-            "--pipeline-run-id", pipeline_run_id, "--out", out,
-            "--params", params_file, "--tracking-uri", mlflow_tracking_uri,
-        )  # fmt: skip
-    result = read_json(out)
-    commit = git_commit or os.environ.get("HAIRSEG_GIT_COMMIT", "")
-    lineage = {"pipeline_name": pipeline_name, "pipeline_version": pipeline_version}
-    if commit:
-        lineage["git_commit"] = commit
-    registry.tag_version(mlflow_tracking_uri, int(result["version"]), lineage)
-    log_metrics(register_metrics, {"version": result["version"]})
+    result = register_stage(
+        Path(onnx_model.path), cfg=cfg, model_cfg=model_cfg, train_cfg=train_cfg,
+        quantize_cfg=quantize_cfg,
+        tracking_uri=mlflow_tracking_uri, evaluation_path=Path(evaluation.path) / "evaluate.json",
+        gate_path=gate_dir / "gate.json", run_info_path=Path(train_files.path) / "train_run.json",
+        card_dir=gate_dir / "model_card", out_path=Path(registration.path) / "register.json",
+        pipeline_run_id=pipeline_run_id, data_dir=Path(dataset.path), git_commit=git_commit,
+        extra_lineage={"pipeline_name": pipeline_name, "pipeline_version": pipeline_version},
+    )  # fmt: skip
+    log_metrics(register_metrics, {"version": result.version})
     registration.metadata.update(
-        {"model_uri": result["model_uri"], "aliases": ",".join(result["aliases"])}
+        {"model_uri": result.model_uri, "aliases": ",".join(result.aliases)}
     )
-    return str(result["model_uri"])
+    return result.model_uri

@@ -24,28 +24,21 @@ def drift_check(
     import tempfile
     from pathlib import Path
 
-    from hairseg.cli.monitor import load_current, load_reference
-    from hairseg.monitoring.drift import MonitorConfig, check_drift
-    from hairseg_components.runtime import log_metrics, stage_config, write_json
+    from hairseg.stages.monitor import drift_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, write_json
 
-    cfg = stage_config("monitor", monitor_params, MonitorConfig)
-    reference = load_reference(Path(reference_stats.path), cfg)
-    current = load_current(Path(current_log.path))
+    (cfg,) = stage_configs(monitor=monitor_params)
     with tempfile.TemporaryDirectory() as out:
-        result = check_drift(reference, current, cfg, out_dir=out)
+        result = drift_stage(Path(reference_stats.path), Path(current_log.path), cfg, out_dir=out)
         shutil.copyfile(result.report_html_path, drift_report.path)
     summary = result.to_metrics()
     summary.pop("report_html", None)
     write_json(drift_json.path, summary)
     log_metrics(
         drift_metrics,
-        {
-            "drifted": result.drifted,
-            "drift_share": result.share,
-            "drifted_columns": len(result.drifted_columns),
-            "n_reference": result.n_reference,
-            "n_current": result.n_current,
-        },
-    )
+        {"drifted": result.drifted, "drift_share": result.share,
+         "drifted_columns": len(result.drifted_columns),
+         "n_reference": result.n_reference, "n_current": result.n_current},
+    )  # fmt: skip
     drift_report.metadata["drifted_columns"] = ",".join(result.drifted_columns)
     return bool(result.drifted)

@@ -24,40 +24,21 @@ def canary_rollout(
     (``kserve``: the cluster's InferenceService; ``local``: loopback predictor servers
     replaying the dataset's test split). Returns the outcome; a rollback is an outcome
     recorded on the model version, not a step failure."""
-    import shutil
     from pathlib import Path
 
-    from hairseg.rollout.factory import rollout_from_params
-    from hairseg_components.runtime import ints_back, log_metrics, workdir
+    from hairseg.stages.rollout import rollout_markdown, rollout_stage
+    from hairseg_components.runtime import log_metrics, stage_configs, workdir
 
     records = Path(rollout_record.path)
     with workdir() as work:
-        result = rollout_from_params(
-            {"rollout": ints_back(rollout_params)},
-            tracking_uri=mlflow_tracking_uri,
-            backend=rollout_backend,
-            candidate_uri=model_uri,
-            dataset=dataset.path,
-            reports_dir=records,
-            state_path=work / "rollout_state.json",
-            cache_dir=work / "models",
-        )
-    markdown = records / "latest.md"
-    if result.record_path is not None and result.record_path.with_suffix(".md").is_file():
-        markdown = result.record_path.with_suffix(".md")
-    if markdown.is_file():
-        shutil.copyfile(markdown, rollout_report.path)
-    else:
-        Path(rollout_report.path).write_text(f"# Rollout\n\n{result.summary()}\n")
-    log_metrics(
-        rollout_metrics,
-        {
-            "promoted": result.outcome == "promoted",
-            "steps": len(result.record.get("steps", [])),
-            "candidate_version": result.candidate_version or 0,
-            "champion_version": result.champion_version or 0,
-        },
-    )
+        result = rollout_stage(
+            stage_configs(rollout=rollout_params)[0], backend=rollout_backend,
+            tracking_uri=mlflow_tracking_uri, candidate_uri=model_uri,
+            dataset=Path(dataset.path), reports_dir=records,
+            state_path=work / "rollout_state.json", cache_dir=work / "models",
+        )  # fmt: skip
+    Path(rollout_report.path).write_text(rollout_markdown(result, records))
+    log_metrics(rollout_metrics, result.metrics())
     rollout_record.metadata.update({"outcome": result.outcome, "summary": result.summary()})
     print(result.summary())
     return result.outcome

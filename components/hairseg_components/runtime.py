@@ -2,9 +2,10 @@
 
 KFP executes each component's function source on its own, so anything two components
 share lives here, in the installed package, and is imported inside the function body.
-This is boundary code only: KFP parameters into ``params.yaml`` sections and typed
-configs, running a stage's ``hairseg`` command in a scratch folder, recording metadata.
-No stage logic lives here.
+This is boundary code only: KFP parameters into the typed configs a stage takes
+(:func:`stage_config`, the one place protobuf's float-widened ints are repaired), a scratch
+working folder, recording metadata. No stage logic lives here (it is in
+:mod:`hairseg.stages`), and nothing here runs the CLI.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
-    "hairseg_cli",
+    "card_html",
     "ints_back",
     "log_metrics",
     "read_json",
     "stage_config",
+    "stage_configs",
     "workdir",
     "write_json",
-    "write_params",
 ]
 
 T = TypeVar("T")
@@ -53,6 +54,15 @@ def stage_config(name: str, raw: Mapping[str, Any] | None, cls: type[T]) -> T:
     return section({name: ints_back(dict(raw or {}))}, name, cls)
 
 
+def stage_configs(**sections: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """The typed configs of the named ``params.yaml`` sections from their KFP dicts, in
+    keyword order: ``model_cfg, train_cfg = stage_configs(model=model_params, train=...)``
+    (types from :data:`hairseg.stages.configs.SECTION_TYPES`)."""
+    from hairseg.stages.configs import config_type
+
+    return tuple(stage_config(name, raw, config_type(name)) for name, raw in sections.items())
+
+
 def log_metrics(metrics_artifact: Any, values: Mapping[str, Any], prefix: str = "") -> None:
     """``log_metric`` every finite number in ``values`` (nested keys joined with ``.``)."""
     import math
@@ -74,15 +84,28 @@ def write_json(path: str | os.PathLike[str], value: Any) -> Path:
     return write_json_atomic(path, value)
 
 
-def write_params(path: str | os.PathLike[str], sections: Mapping[str, Any]) -> Path:
-    """Write a ``params.yaml`` holding ``sections`` (KFP dicts, ints restored)."""
-    import yaml
+def card_html(card_path: str | os.PathLike[str]) -> str:
+    """The Markdown model card as one HTML page with the gallery PNGs it links inlined
+    (the KFP UI shows a single HTML file)."""
+    import base64
+    import html
+    import re
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {name: ints_back(dict(value or {})) for name, value in sections.items()}
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    card_path = Path(card_path)
+
+    def inline(match: re.Match[str]) -> str:
+        target = card_path.parent / match.group(2)
+        if not target.is_file():
+            return match.group(0)
+        data = base64.b64encode(target.read_bytes()).decode()
+        return f'<img alt="{html.escape(match.group(1))}" src="data:image/png;base64,{data}">'
+
+    card = html.escape(card_path.read_text(), quote=False)
+    body = re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, card)
+    return (
+        "<!doctype html><meta charset='utf-8'><title>hairseg model card</title>"
+        f"<pre style='white-space:pre-wrap;font-family:sans-serif'>{body}</pre>"
+    )
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -102,26 +125,3 @@ def workdir() -> Iterator[Path]:
             yield Path(tmp)
         finally:
             os.chdir(previous)
-
-
-def hairseg_cli(*args: str | os.PathLike[str]) -> None:
-    """Run ``hairseg ARGS...`` in this process: the very command the DVC stage runs.
-
-    Errors surface as :class:`~hairseg.errors.HairsegError` (the step fails with its
-    one-line message); a non-zero ``sys.exit`` from a command becomes one too.
-    """
-    import click
-
-    from hairseg.cli import cli
-    from hairseg.errors import EXIT_USAGE, HairsegError
-
-    argv = [str(a) for a in args]
-    try:
-        cli.main(args=argv, prog_name="hairseg", standalone_mode=False)
-    except click.ClickException as exc:
-        raise HairsegError(
-            f"`hairseg {' '.join(argv)}`: {exc.format_message()}", exit_code=EXIT_USAGE
-        ) from None
-    except SystemExit as exc:
-        if exc.code not in (None, 0):
-            raise HairsegError(f"`hairseg {' '.join(argv)}` exited with {exc.code}") from None

@@ -8,8 +8,6 @@ Each module owns the dataclass for its own ``params.yaml`` section and builds it
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import types
 import typing
 from collections.abc import Mapping
@@ -20,7 +18,7 @@ import yaml
 
 from hairseg.errors import HairsegError
 
-__all__ = ["from_mapping", "load_params", "params_hash", "section"]
+__all__ = ["from_mapping", "load_params", "section"]
 
 T = TypeVar("T")
 
@@ -37,12 +35,6 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise HairsegError(f"{path} must hold a mapping at the top level")
     return loaded
-
-
-def params_hash(params: Mapping[str, Any]) -> str:
-    """A stable short hash of a params mapping, for lineage tags."""
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def section(params: Mapping[str, Any], name: str, cls: type[T]) -> T:

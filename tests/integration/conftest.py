@@ -1,9 +1,11 @@
-"""Session-scoped real stores (tests/stores.py): started on first use, stopped at the end."""
+"""Session-scoped real stores (tests/stores.py), started on first use and stopped at the
+end, and the suite's two full lifecycle runs (lifecycle_runs.py), each done once."""
 
 from __future__ import annotations
 
 import pytest
 
+import lifecycle_runs  # isort: skip
 import stores  # isort: skip
 
 
@@ -36,3 +38,16 @@ def mlflow_server(tmp_path_factory, postgres_server, s3_server):
     svc.backend_uri = backend
     yield svc
     svc.stop()
+
+
+@pytest.fixture(scope="session")
+def dvc_lifecycle(tmp_path_factory) -> lifecycle_runs.DvcRun:
+    """The first `dvc repro` of a tiny project copy (test_dvc_lifecycle.py continues it)."""
+    return lifecycle_runs.dvc_first_repro(tmp_path_factory.mktemp("dvc-lifecycle"))
+
+
+@pytest.fixture(scope="session")
+def kfp_training(tmp_path_factory) -> lifecycle_runs.KfpRun:
+    """hairseg-training under kfp.local on the same tiny params."""
+    pytest.importorskip("kfp")
+    return lifecycle_runs.kfp_training_run(tmp_path_factory.mktemp("kfp-training"))

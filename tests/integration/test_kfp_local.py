@@ -4,10 +4,8 @@ SubprocessRunner) on tiny parameters, against a real SQLite MLflow in a temp fol
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +13,11 @@ import pytest
 
 pytest.importorskip("kfp")
 
+from lifecycle_runs import KfpRun, run_local
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def run_local(tmp_path: Path, *args: str) -> dict[str, Any]:
-    """Run the CLI in a subprocess; return the run's ``local_run.json``."""
-    pipeline_root = tmp_path / "kfp-root"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hairseg",
-            "pipeline",
-            "run-local",
-            "--no-cache",
-            "--pipeline-root",
-            str(pipeline_root),
-            "--tracking-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            *args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "TQDM_DISABLE": "1"},
-    )
-    assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-4000:])
-    (run_dir,) = [p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return json.loads((run_dir / "local_run.json").read_text())
 
 
 def task_output(run: dict[str, Any], task: str, name: str) -> Any:
@@ -54,10 +26,10 @@ def task_output(run: dict[str, Any], task: str, name: str) -> Any:
     return doc["parameterValues"][name]
 
 
-def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) -> None:
+def test_training_pipeline_runs_locally_and_registers_a_version(kfp_training: KfpRun) -> None:
     from mlflow import MlflowClient
 
-    run = run_local(tmp_path, "--tiny", "--param", "train.seed=3")
+    run = kfp_training.run  # lifecycle_runs.KFP_ARGS (--tiny ...), shared with the parity test
     steps = {
         "generate-data", "validate-data", "build-features", "train-model", "quantize-model",
         "evaluate-model", "gate-model", "register-model", "canary-rollout",
@@ -84,7 +56,7 @@ def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) 
     assert (out / "build-features" / "eval_slices").is_file()
 
     # a new registered version with lineage tags
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = kfp_training.tracking_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     (version,) = client.search_model_versions("name='hairseg'")
     assert task_output(run, "register-model", "Output") == f"models:/hairseg/{version.version}"
@@ -100,7 +72,7 @@ def test_training_pipeline_runs_locally_and_registers_a_version(tmp_path: Path) 
     )
     assert ancestry.returncode == 0, f"{tags['git_commit']} is not in HEAD's history"
     assert tags["data_md5"].endswith(".dir")
-    assert len(tags["params_hash"]) == 16
+    assert len(tags["params_hash"]) == 16  # equal to the DVC door's: test_lineage_parity.py
     assert tags["gate"] == "pass"
     assert tags["run_id"] == client.get_run(tags["run_id"]).info.run_id  # the training run
     model = client.get_registered_model("hairseg")
@@ -114,19 +86,19 @@ def test_drift_pipeline_runs_locally_and_skips_retraining_without_drift(tmp_path
     same images (no shift), so the nested hairseg-training behind ``drifted`` is skipped.
     (The drifted branch is the training pipeline tested above; drift detection itself is
     tested on darkened images in tests/unit/test_components.py.)"""
-    from hairseg_components.runtime import hairseg_cli
-
     from hairseg.data.generate import DataParams, generate_dataset
     from hairseg.data.stats import compute_image_stats, write_stats
+    from hairseg.monitoring.inference_log import InferenceLogWriter
+    from hairseg.monitoring.simulate import simulate_inference_records
 
     dataset = tmp_path / "data"
     generate_dataset(dataset, DataParams(n_train=12, n_val=0, n_test=0, image_size=64))
     stats = write_stats(compute_image_stats(dataset), tmp_path / "image_stats.parquet")
     log = tmp_path / "inference_log"
-    hairseg_cli(
-        "monitor", "simulate", "--dataset", dataset, "--shift", "none",
-        "--split", "train", "--out", log,
-    )  # fmt: skip
+    records = simulate_inference_records(dataset, shift="none", split="train")
+    with InferenceLogWriter(log, flush_every=len(records) + 1) as writer:
+        for record in records:
+            writer.append(record)
     run = run_local(
         tmp_path,
         "--pipeline", "hairseg-drift",

@@ -153,7 +153,7 @@ def test_failure_after_moving_an_alias_restores_it(tmp_path: Path, uri: str, mon
 
 
 def test_init_from_champion(tmp_path: Path, uri: str) -> None:
-    from hairseg.cli.lifecycle import resolve_init
+    from hairseg.stages.lifecycle import resolve_init
 
     cfg = ModelConfig(input_size=ls.SIZE, head_channels=16)
     cache = tmp_path / "cache"

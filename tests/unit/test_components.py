@@ -14,12 +14,7 @@ pytest.importorskip("kfp")
 from hairseg_components import DEFAULT_REGISTRY, image_ref
 from hairseg_components.data import generate_data
 from hairseg_components.monitoring import drift_check
-from hairseg_components.runtime import (
-    hairseg_cli,
-    ints_back,
-    stage_config,
-    write_params,
-)
+from hairseg_components.runtime import ints_back, stage_config
 from kfp.dsl import HTML, Dataset, Metrics
 
 from hairseg.errors import HairsegError
@@ -58,12 +53,23 @@ def test_stage_config_is_strict() -> None:
         stage_config("data", {"image_size": 8}, DataParams)
 
 
-def test_hairseg_cli_errors_become_hairseg_errors(tmp_path: Path) -> None:
-    with pytest.raises(HairsegError, match="No such option '--nope'"):
-        hairseg_cli("data", "generate", "--nope", tmp_path / "x")
-    params = write_params(tmp_path / "params.yaml", {"validate": {}})
+def test_validate_data_fails_the_step_on_a_missing_dataset(tmp_path: Path) -> None:
+    from hairseg_components.data import validate_data
+    from kfp.dsl import Artifact
+
+    def out(name: str, cls: type = Dataset):
+        return cls(name=name, uri=str(tmp_path / name))
+
     with pytest.raises(HairsegError, match="dataset folder not found"):
-        hairseg_cli("data", "validate", tmp_path / "missing", "--params", params)
+        validate_data.python_func(
+            dataset=Dataset(name="dataset", uri=str(tmp_path / "missing")),
+            data_params={},
+            validate_params={},
+            image_stats=out("image_stats"),
+            validation_metrics=out("metrics", Metrics),
+            data_docs=out("data_docs", HTML),
+            validation_report=out("report", Artifact),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +101,12 @@ def test_drift_check_on_real_statistics(
     """Reference: the training split's image statistics; current: an inference log of the
     same images (no shift) or darkened ones (``hairseg monitor simulate --shift dark``)."""
     from hairseg.data.stats import compute_image_stats, write_stats
+    from hairseg.stages.monitor import simulate_stage
 
     reference = tmp_path / "image_stats.parquet"
     write_stats(compute_image_stats(tiny_dataset.path), reference)
     log = tmp_path / "inference_log"
-    hairseg_cli(
-        "monitor", "simulate", "--dataset", tiny_dataset.path, "--shift", shift,
-        "--split", "train", "--out", log,
-    )  # fmt: skip
+    simulate_stage(Path(tiny_dataset.path), log, shift=shift, split="train")
     report = HTML(name="drift_report", uri=str(tmp_path / "drift_report.html"))
     metrics = Metrics(name="drift_metrics", uri=str(tmp_path / "metrics"))
     summary = Dataset(name="drift_json", uri=str(tmp_path / "drift.json"))

@@ -26,7 +26,7 @@ __all__ = ["predict"]
     show_default=True,
     help="A .onnx file, a model folder, or models:/NAME@ALIAS | models:/NAME/VERSION.",
 )
-@tracking_option("MLflow registry for models:/")
+@tracking_option(help="MLflow registry for models:/")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Worker processes [batch.workers]."
 )
@@ -73,7 +73,7 @@ __all__ = ["predict"]
     help="With --as-dataset: the manifest's licence column.",
 )
 @params_option(
-    "params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
+    help="params.yaml whose 'batch' section holds the defaults (a missing default file: built-ins).",
     dest="params_file",
 )
 @click.option(

@@ -11,7 +11,6 @@ import click
 from hairseg.cli.options import params_option as shared_params_option
 from hairseg.cli.options import path_option
 from hairseg.errors import EXIT_USAGE, HairsegError
-from hairseg.jsonio import write_json_atomic
 
 PARAMS_HELP = "params file whose 'data'/'validate' sections give the defaults"
 
@@ -229,39 +228,29 @@ def validate(
     no_faces: bool,
 ) -> None:
     """Validate DATASET with the Great Expectations gate; exit 1 listing failed checks."""
-    from contextlib import ExitStack
-
     from hairseg.config import section
-    from hairseg.data.stats import write_stats
-    from hairseg.data.validate import ValidateParams, validate_dataset
-    from hairseg.mediapipe_models import FaceDetector, model_path
+    from hairseg.data.validate import ValidateParams
+    from hairseg.stages.data import validate_stage
 
     if not dataset.is_dir():
         raise HairsegError(f"dataset folder not found: {dataset}", exit_code=EXIT_USAGE)
     params = section(
         _params(params_file, _explicit(ctx, "params_file")), "validate", ValidateParams
     )
-    with ExitStack() as stack:
-        counter = None
-        model = None if no_faces else model_path("face_detector", models_dir)
-        if model is not None:
-            counter = stack.enter_context(
-                FaceDetector(model, min_confidence=params.face_min_confidence)
-            )
-        elif not no_faces:
-            _notice(f"no MediaPipe face detector in {models_dir}; run `hairseg models fetch`")
-        report = validate_dataset(
-            dataset, params, reports_dir=reports_dir, face_counter=counter, progress=True
-        )
-    write_stats(report.stats, stats_out)
-    write_json_atomic(metrics_out, report.metrics())
-    if not report.success:
-        for failure in report.failures:
-            click.echo(f"  FAILED {failure.line()}", err=True)
-        raise HairsegError(
-            f"dataset {dataset} failed {len(report.failures)} of {report.n_expectations} checks "
-            f"({', '.join(sorted({f.check for f in report.failures}))}); see {report.result_json}"
-        )
+    report = validate_stage(
+        dataset,
+        params,
+        reports_dir=reports_dir,
+        stats_out=stats_out,
+        metrics_out=metrics_out,
+        models_dir=models_dir,
+        faces=not no_faces,
+    )
+    if report.notice:
+        _notice(report.notice)
+    for failure in report.failures:
+        click.echo(f"  FAILED {failure}", err=True)
+    report.raise_if_failed()
     click.echo(
         f"dataset {dataset} passed {report.n_expectations} checks on {report.n_images} images; "
         f"Data Docs: {report.data_docs}"

@@ -10,21 +10,14 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from hairseg.cli.options import params_option
 from hairseg.config import load_params, section
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.features.store import FeaturesConfig
-from hairseg.jsonio import write_json_atomic
 
 __all__ = ["features"]
 
-PARAMS = click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path),
-    default="params.yaml",
-    show_default=True,
-    help="params.yaml with a 'features' section.",
-)
+PARAMS = params_option(help="params.yaml with a 'features' section.", dest="params_file")
 REPO = click.option(
     "--repo",
     type=click.Path(path_type=Path),
@@ -64,19 +57,6 @@ def _when(value: str | None, name: str) -> datetime | None:
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
 
-def _read_image_stats(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise HairsegError(
-            f"image statistics {path} not found (the `validate` DVC stage writes it)",
-            exit_code=EXIT_USAGE,
-        )
-    df = pd.read_parquet(path)
-    missing = [c for c in ("image_id", "event_timestamp") if c not in df.columns]
-    if missing:
-        raise HairsegError(f"{path} lacks column(s) {missing}", exit_code=EXIT_USAGE)
-    return df
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def features() -> None:
     """Feast feature repo: demo customers, apply, materialize, point-in-time slices."""
@@ -99,13 +79,10 @@ def demo_customers_cmd(
     params_file: Path, out: Path | None, n: int | None, seed: int | None
 ) -> None:
     """Write the seeded demo customer table behind customer_profile_v1."""
-    from hairseg.features.customers import demo_customers, write_customers
+    from hairseg.stages.features import demo_customers_stage
 
-    cfg = _cfg(params_file)
-    out = out or cfg.repo / "data" / "customers.parquet"
-    df = demo_customers(n if n is not None else cfg.n_customers, cfg.seed if seed is None else seed)
-    write_customers(df, out)
-    click.echo(f"wrote {len(df)} customers to {out}")
+    rows, out = demo_customers_stage(_cfg(params_file), out, n, seed)
+    click.echo(f"wrote {rows} customers to {out}")
 
 
 @features.command("apply")
@@ -163,26 +140,10 @@ def eval_slices_cmd(
     params_file: Path, repo: Path | None, config_file: Path | None, image_stats: Path, out: Path
 ) -> None:
     """Write per-image evaluation slices read from the store (get_historical_features)."""
-    slices = _eval_slices(_cfg(params_file), repo, config_file, image_stats, out)
+    from hairseg.stages.features import eval_slices_stage
+
+    slices = eval_slices_stage(_cfg(params_file), repo, config_file, image_stats, out)
     click.echo(f"wrote {len(slices)} slice rows to {out}")
-
-
-def _eval_slices(
-    cfg: FeaturesConfig, repo: Path | None, config_file: Path | None, image_stats: Path, out: Path
-) -> pd.DataFrame:
-    from hairseg.data.stats import write_stats
-    from hairseg.features.store import eval_slices
-
-    entities = _read_image_stats(image_stats)[["image_id", "event_timestamp"]]
-    slices = eval_slices(
-        repo or cfg.repo,
-        entities,
-        brightness_edges=cfg.brightness_edges,
-        coverage_edges=cfg.coverage_edges,
-        config_file=config_file,
-    )
-    write_stats(slices, out)
-    return slices
 
 
 @features.command("build")
@@ -213,24 +174,17 @@ def build_cmd(
     summary_out: Path,
 ) -> None:
     """apply + materialize + eval-slices, and a JSON summary (the `features` DVC stage)."""
-    from hairseg.features.store import apply_repo, materialize
+    from hairseg.stages.features import features_build_stage
 
-    cfg = _cfg(params_file)
-    repo = repo or cfg.repo
-    _read_image_stats(image_stats)  # fail fast, before the slow apply
-    registry = apply_repo(repo, config_file)
-    online = materialize(repo, config_file=config_file)
-    slices = _eval_slices(cfg, repo, config_file, image_stats, slices_out)
-    summary = {
-        "registry": registry,
-        "materialized": online,
-        "eval_slices": {
-            column: slices[column].value_counts().sort_index().to_dict()
-            for column in slices.columns
-            if column not in ("image_id",)
-        },
-    }
-    write_json_atomic(summary_out, summary)
+    result = features_build_stage(
+        _cfg(params_file),
+        image_stats=image_stats,
+        slices_out=slices_out,
+        summary_out=summary_out,
+        repo=repo,
+        config_file=config_file,
+    )
+    repo = result.repo
     click.echo(f"feature store ready in {repo}; summary in {summary_out}")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from hairseg.cli.options import params_option
 from hairseg.config import load_params, section
-from hairseg.jsonio import write_json_atomic
 from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig, load_current, load_reference
 
 # load_current/load_reference are re-exported for callers that imported them from here.
@@ -53,13 +53,7 @@ def monitor() -> None:
     show_default=True,
     help="Compact decision JSON.",
 )
-@click.option(
-    "--params",
-    "params_file",
-    type=click.Path(path_type=Path),
-    default="params.yaml",
-    show_default=True,
-)
+@params_option(dest="params_file")
 def drift_cmd(
     reference: Path, current: Path, out: Path, metrics_out: Path, params_file: Path
 ) -> None:
@@ -68,14 +62,10 @@ def drift_cmd(
     Exit codes: 0 no drift, 3 drift detected (trigger retraining), 2 bad input (missing or
     empty log, missing columns, fewer than monitor.min_rows rows), 1 other failure.
     """
-    from hairseg.monitoring.drift import check_drift
+    from hairseg.stages.monitor import drift_stage
 
     cfg = section(load_params(params_file), "monitor", MonitorConfig)
-    reference_df = load_reference(reference, cfg)
-    current_df = load_current(current)
-    result = check_drift(reference_df, current_df, cfg, out_dir=out)
-    metrics = result.to_metrics()
-    write_json_atomic(metrics_out, metrics)
+    result = drift_stage(reference, current, cfg, out_dir=out, metrics_out=metrics_out)
     verdict = "DRIFT" if result.drifted else "no drift"
     click.echo(
         f"{verdict}: {len(result.drifted_columns)}/{len(result.columns)} columns drifted "
@@ -116,11 +106,7 @@ def simulate_cmd(
     dataset: Path, shift: str, n: int | None, seed: int, split: str, out: Path
 ) -> None:
     """Write an inference log of simulated requests (dataset images with a shift)."""
-    from hairseg.monitoring.inference_log import InferenceLogWriter
-    from hairseg.monitoring.simulate import simulate_inference_records
+    from hairseg.stages.monitor import simulate_stage
 
-    records = simulate_inference_records(dataset, shift=shift, n=n, seed=seed, split=split)
-    with InferenceLogWriter(out, flush_every=len(records) + 1) as writer:
-        for record in records:
-            writer.append(record)
+    records = simulate_stage(dataset, out, shift=shift, n=n, seed=seed, split=split)
     click.echo(f"wrote {len(records)} simulated '{shift}' requests to {out}")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import click
 
+from hairseg.cli.options import params_option, resolve_tracking_uri, tracking_option
+
 __all__ = ["rollout"]
 
 
@@ -44,20 +46,8 @@ __all__ = ["rollout"]
     show_default=True,
     help="Dataset whose split is replayed (local) or mirrored (kserve).",
 )
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("params.yaml"),
-    show_default=True,
-    help="params.yaml with the rollout: section.",
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow tracking/registry URI [env MLFLOW_TRACKING_URI, else .hairseg/mlflow.db].",
-)
+@params_option(help="params.yaml with the rollout: section.")
+@tracking_option()
 @click.option(
     "--reports-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -115,12 +105,9 @@ def rollout(
     4 rejected by the pre-traffic gate; 1 failure; 2 bad input. Run it again after an
     interruption to resume (same candidate) or pass --abort to roll back.
     """
-    from hairseg import registry
     from hairseg.config import load_params
     from hairseg.rollout.config import load_rollout_config
-    from hairseg.rollout.engine import run_rollout
-    from hairseg.rollout.factory import make_backend
-    from hairseg.rollout.models import ModelRegistry
+    from hairseg.stages.rollout import rollout_stage, rollout_status
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per event
@@ -136,23 +123,19 @@ def rollout(
         backend=backend or cfg.backend,
         kserve=dataclasses.replace(cfg.kserve, **kserve_overrides),
     )
-    uri = tracking_uri or registry.default_tracking_uri(Path.cwd())
-    models = ModelRegistry(uri, Path(".hairseg") / "rollout" / "models")
-    target = make_backend(
-        cfg,
-        models,
-        backend=cfg.backend,
-        dataset=dataset,
-        state_path=state_path,
-        kube_context=kube_context,
-    )
+    where = {
+        "tracking_uri": resolve_tracking_uri(tracking_uri),
+        "dataset": dataset,
+        "state_path": state_path,
+        "cache_dir": Path(".hairseg") / "rollout" / "models",
+        "kube_context": kube_context,
+    }
     if show_status:
-        state = target.load_state()
+        state = rollout_status(cfg, **where)
         click.echo(json.dumps(state, indent=2, sort_keys=True) if state else "no rollout state")
-        target.close()
         return
-    result = run_rollout(
-        cfg, target, models, candidate_uri=candidate_uri, reports_dir=reports_dir, abort=abort
+    result = rollout_stage(
+        cfg, candidate_uri=candidate_uri, reports_dir=reports_dir, abort=abort, **where
     )
     if as_json:
         click.echo(json.dumps(result.record, indent=2, sort_keys=True, default=str))

@@ -8,7 +8,7 @@ and a KServe InferenceService in Knative or Standard mode (:mod:`.kserve_backend
 
 from hairseg.rollout.config import PolicyConfig, RolloutConfig, load_rollout_config
 from hairseg.rollout.engine import EXIT_CODES, Outcome, RolloutBackend, RolloutResult, run_rollout
-from hairseg.rollout.factory import make_backend, rollout_from_params
+from hairseg.rollout.factory import make_backend
 from hairseg.rollout.models import ModelRef, ModelRegistry
 from hairseg.rollout.policy import Action, ArmMetrics, Decision, StepObservation, decide
 
@@ -28,6 +28,5 @@ __all__ = [
     "decide",
     "load_rollout_config",
     "make_backend",
-    "rollout_from_params",
     "run_rollout",
 ]

@@ -10,7 +10,7 @@ from hairseg.rollout.config import RolloutConfig
 from hairseg.rollout.engine import RolloutBackend
 from hairseg.rollout.models import ModelRegistry
 
-__all__ = ["kubernetes_apis", "make_backend", "rollout_from_params"]
+__all__ = ["kubernetes_apis", "make_backend"]
 
 
 def kubernetes_apis(context: str | None = None) -> tuple[Any, Any]:
@@ -70,39 +70,3 @@ def make_backend(
             split=cfg.local.split,
         )
     raise HairsegError(f"unknown backend {backend!r}; use local or kserve", exit_code=EXIT_USAGE)
-
-
-def rollout_from_params(
-    params: dict[str, Any],
-    *,
-    tracking_uri: str,
-    backend: str | None = None,
-    candidate_uri: str = "models:/hairseg@candidate",
-    dataset: str | Path | None = "data",
-    reports_dir: str | Path = "reports/rollout",
-    state_path: str | Path = ".hairseg/rollout_state.json",
-    cache_dir: str | Path = ".hairseg/rollout/models",
-    kube_context: str | None = None,
-    abort: bool = False,
-) -> Any:
-    """One call for wrappers (the KFP step): params mapping in, :class:`RolloutResult` out."""
-    import dataclasses
-
-    from hairseg.rollout.config import load_rollout_config
-    from hairseg.rollout.engine import run_rollout
-
-    cfg = load_rollout_config(params)
-    if backend is not None:
-        cfg = dataclasses.replace(cfg, backend=backend)
-    models = ModelRegistry(tracking_uri, cache_dir)
-    target = make_backend(
-        cfg,
-        models,
-        backend=cfg.backend,
-        dataset=dataset,
-        state_path=state_path,
-        kube_context=kube_context,
-    )
-    return run_rollout(
-        cfg, target, models, candidate_uri=candidate_uri, reports_dir=reports_dir, abort=abort
-    )
