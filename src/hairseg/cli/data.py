@@ -356,12 +356,9 @@ def pseudo_label(
     """
     from hairseg.batch import BatchConfig
     from hairseg.config import section
-    from hairseg.data.pseudo_label import (
-        PseudoLabelConfig,
-        pseudo_label_folder,
-        validate_pseudo_dataset,
-    )
+    from hairseg.data.pseudo_label import PseudoLabelConfig, validate_pseudo_dataset
     from hairseg.priors import PriorsConfig
+    from hairseg.stages.data import pseudo_label_folder
 
     params = _params(params_file, _explicit(ctx, "params_file"))
     cfg = section(params, "pseudo_label", PseudoLabelConfig)

@@ -49,7 +49,6 @@ __all__ = [
     "Teacher",
     "TeacherSpec",
     "label_image",
-    "pseudo_label_folder",
     "validate_pseudo_dataset",
 ]
 
@@ -433,83 +432,6 @@ def _images_in(src: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
 
 
 FOLDER_LICENCE = "unknown (pseudo-labelled from a folder)"
-
-
-def pseudo_label_folder(
-    src: str | Path,
-    dest: str | Path,
-    cfg: PseudoLabelConfig,
-    *,
-    priors: PriorsConfig,
-    model: str | Path | None = None,
-    overwrite: bool = False,
-    split: str = "train",
-    batch: object | None = None,
-    on_skip: Callable[[Skipped], None] = lambda _s: None,
-) -> PseudoLabelResult:
-    """Label every portrait in ``src`` into the dataset folder ``dest``, on the batch path.
-
-    The teacher runs in :func:`hairseg.batch.run_batch`'s worker processes (``batch``: a
-    :class:`~hairseg.batch.BatchConfig`, workers and flushing), so the run is resumable
-    (rerun it after a crash: finished images are kept) and a bad file is a row. Non-images,
-    undecodable files, photos without a face and low-confidence labels are skipped, each
-    with a reason (``on_skip``); an empty result is an error and leaves no ``dest``. A
-    finished dataset in ``dest`` (a manifest) is replaced only with ``overwrite``.
-    """
-    import shutil
-
-    from hairseg.batch import BatchConfig, InputItem, read_results, run_batch
-    from hairseg.data.manifest import MANIFEST_NAME
-
-    src, dest = Path(src), Path(dest)
-    if not src.is_dir():
-        raise HairsegError(f"pseudo-label: source folder not found: {src}", exit_code=EXIT_USAGE)
-    resumable = (dest / ".batch").is_dir() and not (dest / MANIFEST_NAME).is_file()
-    if dest.exists() and any(dest.iterdir()) and not resumable:
-        if not overwrite:
-            raise HairsegError(
-                f"pseudo-label: {dest} is not empty (pass --overwrite to replace it)",
-                exit_code=EXIT_USAGE,
-            )
-        shutil.rmtree(dest)
-    existed = dest.exists()
-    items, licences = [], {}
-    for ident, path, extras in _images_in(src):
-        items.append(InputItem(ident, str(path)))
-        licences[ident] = extras.get("licence", FOLDER_LICENCE)
-    spec = TeacherSpec(cfg, priors, None if model is None else str(model))
-    summary = run_batch(
-        items,
-        dest,
-        spec.model_path,
-        batch if isinstance(batch, BatchConfig) else BatchConfig(),
-        teacher=spec,
-        licence=FOLDER_LICENCE,
-        licences=licences,
-        split=split,
-    )
-    df = read_results(dest)
-    df = df[df["id"].isin(licences)]
-    skipped = [
-        Skipped(str(row.uri), _skip_reason(str(row.status), str(row.error)))
-        for row in df[df["status"] != "ok"].itertuples(index=False)
-    ]
-    for item in skipped:
-        on_skip(item)
-    if not summary.n_ok:
-        if not existed:
-            shutil.rmtree(dest, ignore_errors=True)
-        raise HairsegError(
-            f"pseudo-label: no image in {src} could be labelled ({len(skipped)} skipped)",
-            exit_code=EXIT_USAGE,
-        )
-    ok = df[df["status"] == "ok"]
-    return PseudoLabelResult(
-        path=dest,
-        n_labelled=len(ok),
-        skipped=skipped,
-        mean_confidence=float(ok["confidence"].mean()),
-    )
 
 
 def validate_pseudo_dataset(

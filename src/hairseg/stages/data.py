@@ -1,4 +1,6 @@
-"""The data stage ``validate``: the Great Expectations gate over a dataset folder."""
+"""The data stages: ``validate`` (the Great Expectations gate over a dataset folder) and
+``pseudo_label_folder`` (unlabelled portraits into a dataset, on the batch path: it sits
+above both ``hairseg.data`` and ``hairseg.batch``)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.stages.files import write_json
 
 if TYPE_CHECKING:
-    from hairseg.data.validate import ValidateParams
+    from collections.abc import Callable
 
-__all__ = ["ValidateResult", "validate_stage"]
+    from hairseg.data.pseudo_label import PseudoLabelConfig, PseudoLabelResult, Skipped
+    from hairseg.data.validate import ValidateParams
+    from hairseg.priors import PriorsConfig
+
+__all__ = ["ValidateResult", "pseudo_label_folder", "validate_stage"]
 
 
 @dataclass
@@ -88,4 +94,89 @@ def validate_stage(
         data_docs=Path(report.data_docs),
         metrics=metrics,
         notice=notice,
+    )
+
+
+def pseudo_label_folder(
+    src: str | Path,
+    dest: str | Path,
+    cfg: PseudoLabelConfig,
+    *,
+    priors: PriorsConfig,
+    model: str | Path | None = None,
+    overwrite: bool = False,
+    split: str = "train",
+    batch: object | None = None,
+    on_skip: Callable[[Skipped], None] = lambda _s: None,
+) -> PseudoLabelResult:
+    """Label every portrait in ``src`` into the dataset folder ``dest``, on the batch path.
+
+    The teacher runs in :func:`hairseg.batch.run_batch`'s worker processes (``batch``: a
+    :class:`~hairseg.batch.BatchConfig`, workers and flushing), so the run is resumable
+    (rerun it after a crash: finished images are kept) and a bad file is a row. Non-images,
+    undecodable files, photos without a face and low-confidence labels are skipped, each
+    with a reason (``on_skip``); an empty result is an error and leaves no ``dest``. A
+    finished dataset in ``dest`` (a manifest) is replaced only with ``overwrite``.
+    """
+    import shutil
+
+    from hairseg.batch import BatchConfig, InputItem, read_results, run_batch
+    from hairseg.data.manifest import MANIFEST_NAME
+    from hairseg.data.pseudo_label import (
+        FOLDER_LICENCE,
+        PseudoLabelResult,
+        Skipped,
+        TeacherSpec,
+        _images_in,
+        _skip_reason,
+    )
+
+    src, dest = Path(src), Path(dest)
+    if not src.is_dir():
+        raise HairsegError(f"pseudo-label: source folder not found: {src}", exit_code=EXIT_USAGE)
+    resumable = (dest / ".batch").is_dir() and not (dest / MANIFEST_NAME).is_file()
+    if dest.exists() and any(dest.iterdir()) and not resumable:
+        if not overwrite:
+            raise HairsegError(
+                f"pseudo-label: {dest} is not empty (pass --overwrite to replace it)",
+                exit_code=EXIT_USAGE,
+            )
+        shutil.rmtree(dest)
+    existed = dest.exists()
+    items, licences = [], {}
+    for ident, path, extras in _images_in(src):
+        items.append(InputItem(ident, str(path)))
+        licences[ident] = extras.get("licence", FOLDER_LICENCE)
+    spec = TeacherSpec(cfg, priors, None if model is None else str(model))
+    summary = run_batch(
+        items,
+        dest,
+        spec.model_path,
+        batch if isinstance(batch, BatchConfig) else BatchConfig(),
+        teacher=spec,
+        licence=FOLDER_LICENCE,
+        licences=licences,
+        split=split,
+    )
+    df = read_results(dest)
+    df = df[df["id"].isin(licences)]
+    skipped = [
+        Skipped(str(row.uri), _skip_reason(str(row.status), str(row.error)))
+        for row in df[df["status"] != "ok"].itertuples(index=False)
+    ]
+    for item in skipped:
+        on_skip(item)
+    if not summary.n_ok:
+        if not existed:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise HairsegError(
+            f"pseudo-label: no image in {src} could be labelled ({len(skipped)} skipped)",
+            exit_code=EXIT_USAGE,
+        )
+    ok = df[df["status"] == "ok"]
+    return PseudoLabelResult(
+        path=dest,
+        n_labelled=len(ok),
+        skipped=skipped,
+        mean_confidence=float(ok["confidence"].mean()),
     )
