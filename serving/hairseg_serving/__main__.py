@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_body_bytes", type=int, default=None)
     parser.add_argument("--max_pixels", type=int, default=None)
     parser.add_argument("--max_instances", type=int, default=None)
+    parser.add_argument(
+        "--max_inflight",
+        type=int,
+        default=None,
+        help="inference requests in flight per worker before a fast 503 (0 = no limit)",
+    )
     parser.add_argument("--max_batch_size", type=int, default=None)
     parser.add_argument("--batch_window_ms", type=float, default=None)
     parser.add_argument("--intra_op_threads", type=int, default=None)
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             max_pixels=args.max_pixels,
             max_instances=args.max_instances,
+            max_inflight=args.max_inflight,
             max_batch_size=args.max_batch_size,
             batch_window_ms=args.batch_window_ms,
             intra_op_threads=args.intra_op_threads,

@@ -14,6 +14,11 @@ At the boundary (:class:`BoundaryMiddleware`, pure ASGI, outermost):
 - ``X-Request-Id`` is honoured (printable, at most 128 characters) or generated, passed
   to the model through the request headers, echoed on the response and put on every log
   line of the request;
+- load shedding: past ``max_inflight`` V1/V2 requests in flight in this worker a new one
+  gets an immediate 503 ``{"error": ...}`` with ``Retry-After: 1`` (counted in
+  ``hairseg_requests_total{code="503"}``; ``hairseg_inflight_requests`` is the gauge),
+  so a burst beyond capacity is answered in milliseconds instead of queueing into client
+  timeouts; health, metrics and the demo page are never shed;
 - one JSON access-log line and the ``hairseg_requests_total`` / ``hairseg_request_seconds``
   metrics per request;
 - ``GET /demo``: the try-on demo page (:func:`demo_html`), self-contained, calling V1;
@@ -56,7 +61,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hairseg_serving.logs import REQUEST_ID, log_config
-from hairseg_serving.metrics import REQUEST_SECONDS, REQUESTS
+from hairseg_serving.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
 from hairseg_serving.predictor import HairsegModel
 from hairseg_serving.settings import ServeConfig
 
@@ -67,7 +72,9 @@ _REQUEST_ID_OK = re.compile(r"^[\x21-\x7e]{1,128}$")
 _HEALTH = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
 
 
-def _json_error(status: int, message: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _json_error(
+    status: int, message: str, *extra_headers: tuple[bytes, bytes]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     body = orjson.dumps({"error": message})
     start = {
         "type": "http.response.start",
@@ -75,6 +82,7 @@ def _json_error(status: int, message: str) -> tuple[dict[str, Any], dict[str, An
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *extra_headers,
         ],
     }
     return start, {"type": "http.response.body", "body": body}
@@ -101,11 +109,14 @@ class BoundaryMiddleware:
         app: Any,
         *,
         max_body_bytes: int,
+        max_inflight: int = 0,
         access_log: bool = True,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_inflight = max_inflight
+        self.inflight = 0  # V1/V2 requests between arrival and response, this worker
         self.access_log = access_log
         self.on_shutdown = on_shutdown
 
@@ -133,6 +144,7 @@ class BoundaryMiddleware:
         path = scope.get("path", "")
         endpoint = endpoint_of(path)
         state = {"status": 500, "bytes_in": 0}
+        counted = endpoint in ("v1", "v2")
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -145,6 +157,20 @@ class BoundaryMiddleware:
             await send(message)
 
         try:
+            if counted:
+                if self.max_inflight and self.inflight >= self.max_inflight:
+                    counted = False
+                    head, tail = _json_error(
+                        503,
+                        f"overloaded: {self.inflight} requests in flight in this worker "
+                        f"(serve.max_inflight {self.max_inflight}); retry shortly",
+                        (b"retry-after", b"1"),
+                    )
+                    await send_with_id(head)
+                    await send(tail)
+                    return
+                self.inflight += 1
+                IN_FLIGHT.inc()
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 body, error = await self._read_body(receive, declared)
                 state["bytes_in"] = len(body)
@@ -162,6 +188,9 @@ class BoundaryMiddleware:
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
+            if counted:
+                self.inflight -= 1
+                IN_FLIGHT.dec()
             elapsed = time.perf_counter() - start
             REQUESTS.labels(endpoint, str(state["status"])).inc()
             REQUEST_SECONDS.labels(endpoint).observe(elapsed)
@@ -438,6 +467,7 @@ class HairsegRESTServer(RESTServer):
         app.add_middleware(
             BoundaryMiddleware,
             max_body_bytes=self.serve_config.max_body_bytes,
+            max_inflight=self.serve_config.max_inflight,
             access_log=self.serve_config.access_log,
             on_shutdown=stop_models,
         )

@@ -39,6 +39,12 @@ __all__ = ["serve"]
 @click.option("--max-body-bytes", type=int, default=None, help="Largest request body.")
 @click.option("--max-pixels", type=int, default=None, help="Largest image (width x height).")
 @click.option("--max-instances", type=int, default=None, help="Most images per request.")
+@click.option(
+    "--max-inflight",
+    type=int,
+    default=None,
+    help="Inference requests in flight per worker before new ones get a fast 503 (0 = no limit) [16].",
+)
 @click.option("--max-batch-size", type=int, default=None, help="Micro-batch size (1 = off).")
 @click.option("--batch-window-ms", type=float, default=None, help="Wait this long for a batch.")
 @click.option("--intra-op-threads", type=int, default=None, help="ONNX Runtime threads per worker.")
