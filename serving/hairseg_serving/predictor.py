@@ -194,9 +194,11 @@ class HairsegModel(Model):
         imaging.encode_png(masks[0], compression=cfg.png_compression)
         imaging.encode_jpeg(tryon, quality=cfg.jpeg_quality)
         imaging.image_statistics(rgb, masks[0])
-        if self.segmenter.priors is not None:
+        if self.segmenter.priors is not None and any(self.segmenter.priors.available.values()):
             # The face detector runs on this thread while ONNX Runtime runs the network
-            # (both release the GIL): the priors cost the request little wall time.
+            # (both release the GIL): the priors cost the request little wall time. With
+            # no prior model found every map is None (fusion is the identity): no thread
+            # hop per request (py-spy: ~7 % of the request path, docs/BENCHMARKS.md).
             self._prior_pool = ThreadPoolExecutor(1, thread_name_prefix="hairseg-priors")
         if cfg.max_batch_size > 1:
             self._batcher = MicroBatcher(
