@@ -178,7 +178,7 @@ def main() -> int:
         print(f"gpu_serve: no GPU to measure: {reason}", file=sys.stderr)
         return EXIT_NO_GPU
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    from serve_load import REPO, default_network, loadavg, write_docs
+    from serve_load import REPO, default_network, loadavg, section_start, write_docs
 
     gpu_name = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader", "-i", "0"],
@@ -200,15 +200,9 @@ def main() -> int:
             serve_rows = served(model, args, gpu, tmp)
     finally:
         gpu.close()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
     text = "\n".join(
         [
-            f"### GPU serving, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (`{commit}`)",
-            "",
-            f"Command: `python bench/gpu_serve.py {' '.join(sys.argv[1:])}`",
-            "",
+            *section_start("GPU serving", "bench/gpu_serve.py"),
             f"GPU: {gpu_name}. Model: {what}. Load average before: {load_before}; after: "
             f"{loadavg()}.",
             "",

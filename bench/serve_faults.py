@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from serve_load import (  # bench/ is not a package: its folder is on sys.path
     loadavg,
     percentile,
     request_for,
+    section_start,
     write_docs,
 )
 
@@ -399,15 +399,9 @@ def main() -> int:
                     lines, ok = kill(url, proc, log, args)
             finally:
                 stop_server(proc, timeout_s=60)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
     text = "\n".join(
         [
-            f"### {args.mode}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (`{commit}`)",
-            "",
-            f"Command: `python bench/serve_faults.py {' '.join(sys.argv[1:])}`",
-            "",
+            *section_start(f"{args.mode}", "bench/serve_faults.py"),
             f"Model: {what}. Server: `hairseg serve --workers {args.workers}`, one ORT thread "
             f"each, max_inflight {args.max_inflight}, on 127.0.0.1 with the client on the same "
             f"2 cores. Load average (1/5/15 min) before: {load_before}; after: {loadavg()}.",

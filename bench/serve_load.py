@@ -92,6 +92,20 @@ class Row:
         return self.model_cpu_ms / self.server_cpu_ms if self.server_cpu_ms else float("nan")
 
 
+def section_start(title: str, script: str) -> list[str]:
+    """A results section's first lines: title with date and commit, the exact command."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return [
+        f"### {title}, {when} (`{commit}`)",
+        "",
+        f"Command: `python {script} {' '.join(sys.argv[1:])}`",
+        "",
+    ]
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
