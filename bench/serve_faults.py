@@ -219,9 +219,12 @@ def soak(url: str, proc, args: argparse.Namespace) -> tuple[list[str], bool]:
         p99 = percentile(ok, 99)
         p99s.append(p99)
         errors += tally.failed
+        kinds = ", ".join(
+            f"{_kind(k)}: {len(v)}" for k, v in sorted(tally.by_status.items()) if k != 200
+        )
         rows.append(
             f"| {(w + 1) * args.window:.0f} | {tally.total} | {tally.total / elapsed:.0f} | "
-            f"{tally.failed} | {_ms(ok, 50)} | {_ms(ok, 99)} | "
+            f"{tally.failed}{f' ({kinds})' if kinds else ''} | {_ms(ok, 50)} | {_ms(ok, 99)} | "
             + " / ".join(f"{v:.1f}" for v in rss.values())
             + f" | {loadavg()} |"
         )
