@@ -44,6 +44,11 @@ SERVE_FLAGS: tuple[ServeFlag, ...] = (
     ServeFlag("max_body_bytes", int, "Largest request body in bytes."),
     ServeFlag("max_pixels", int, "Largest image (width x height)."),
     ServeFlag("max_instances", int, "Most images per request."),
+    ServeFlag(
+        "max_inflight",
+        int,
+        "Inference requests in flight per worker before new ones get a fast 503 (0 = no limit).",
+    ),
     ServeFlag("max_batch_size", int, "Micro-batch size (1 = off)."),
     ServeFlag("batch_window_ms", float, "Wait this long for a batch to fill."),
     ServeFlag("intra_op_threads", int, "ONNX Runtime threads per worker."),

@@ -7,12 +7,13 @@ worker that answered; on Kubernetes we run one worker per pod and scale pods ins
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "BATCH_SIZE",
     "FEATURE_LOOKUPS",
     "INFERENCE_LOG_RECORDS",
+    "IN_FLIGHT",
     "REQUESTS",
     "REQUEST_SECONDS",
     "STAGES",
@@ -40,6 +41,10 @@ REQUESTS = Counter(
     "hairseg_requests_total",
     "HTTP requests by endpoint (v1, v2, health, metrics, other) and status code.",
     ["endpoint", "code"],
+)
+IN_FLIGHT = Gauge(
+    "hairseg_inflight_requests",
+    "Inference requests (V1/V2) this worker is handling now; serve.max_inflight caps it.",
 )
 BATCH_SIZE = Histogram(
     "hairseg_batch_size",

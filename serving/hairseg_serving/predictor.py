@@ -157,6 +157,7 @@ class HairsegModel(Model):
         self.model_version = ""
         self._batcher: MicroBatcher | None = None
         self._prior_pool: ThreadPoolExecutor | None = None
+        self._ort_thread: ThreadPoolExecutor | None = None
         self._profiles: _ProfileCache | None = None
         self._log_writer: Any = None
         self._default_shade = parse_shade(config.default_color)
@@ -194,11 +195,20 @@ class HairsegModel(Model):
         imaging.encode_png(masks[0], compression=cfg.png_compression)
         imaging.encode_jpeg(tryon, quality=cfg.jpeg_quality)
         imaging.image_statistics(rgb, masks[0])
-        if self.segmenter.priors is not None:
+        if self.segmenter.priors is not None and any(self.segmenter.priors.available.values()):
             # The face detector runs on this thread while ONNX Runtime runs the network
-            # (both release the GIL): the priors cost the request little wall time.
+            # (both release the GIL): the priors cost the request little wall time. With
+            # no prior model found every map is None (fusion is the identity): no thread
+            # hop per request (py-spy: ~7 % of the request path, docs/BENCHMARKS.md).
             self._prior_pool = ThreadPoolExecutor(1, thread_name_prefix="hairseg-priors")
-        if cfg.max_batch_size > 1:
+        if cfg.max_batch_size == 1:
+            # The network runs on a thread of its own (ORT releases the GIL), one request
+            # at a time: the event loop stays free to read, decode and count the requests
+            # that wait, so serve.max_inflight sees the queue and sheds past it. Run inline
+            # a request never yields: the queue would sit unseen in socket buffers and a
+            # burst end in client timeouts (bench/serve_faults.py burst).
+            self._ort_thread = ThreadPoolExecutor(1, thread_name_prefix="hairseg-ort")
+        else:
             self._batcher = MicroBatcher(
                 self.segmenter.logits,
                 max_batch_size=cfg.max_batch_size,
@@ -234,6 +244,8 @@ class HairsegModel(Model):
             self._batcher.close()
         if self._prior_pool is not None:
             self._prior_pool.shutdown(wait=True)
+        if self._ort_thread is not None:
+            self._ort_thread.shutdown(wait=True)
         if self.segmenter is not None:
             self.segmenter.close()
         if self._log_writer is not None:
@@ -297,7 +309,10 @@ class HairsegModel(Model):
             logits = await self._batcher.submit(batch)
         else:
             BATCH_SIZE.observe(len(batch))
-            logits = self.segmenter.logits(batch)
+            assert self._ort_thread is not None, "predict before load"
+            logits = await asyncio.get_running_loop().run_in_executor(
+                self._ort_thread, self.segmenter.logits, batch
+            )
         mid = time.perf_counter()
         STAGE_SECONDS.labels("infer").observe(mid - start)
         work.timings["infer"] = mid - start

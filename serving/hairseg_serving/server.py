@@ -14,11 +14,25 @@ At the boundary (:class:`BoundaryMiddleware`, pure ASGI, outermost):
 - ``X-Request-Id`` is honoured (printable, at most 128 characters) or generated, passed
   to the model through the request headers, echoed on the response and put on every log
   line of the request;
+- load shedding: past ``max_inflight`` V1/V2 requests in flight in this worker a new one
+  gets an immediate 503 ``{"error": ...}`` with ``Retry-After: 1`` (counted in
+  ``hairseg_requests_total{code="503"}``; ``hairseg_inflight_requests`` is the gauge),
+  so a burst beyond capacity is answered in milliseconds instead of queueing into client
+  timeouts; health, metrics and the demo page are never shed;
 - one JSON access-log line and the ``hairseg_requests_total`` / ``hairseg_request_seconds``
   metrics per request;
 - ``GET /demo``: the try-on demo page (:func:`demo_html`), self-contained, calling V1;
 - at lifespan shutdown (after uvicorn has stopped accepting connections and finished
-  the requests in flight) every model is stopped, which flushes the inference log.
+  the requests in flight) every model is stopped, which flushes the inference log;
+- the inference fast path: a POST to ``/v1/models/{name}:predict`` or
+  ``/v2/models/{name}/infer`` of a ready model goes from here straight to KServe's
+  dataplane (the same ``decode`` / ``infer`` / ``encode`` calls as KServe's route and
+  ours), skipping FastAPI's router, request object, dependency solver and exception
+  middlewares: ~1 ms of pure-Python work per request on this machine (py-spy,
+  docs/BENCHMARKS.md "Serving overhead"). A client mistake (``InvalidInput``) is answered
+  400 exactly as the exception handler would; anything else (unknown model, not ready,
+  a fault) is handed to the full application with the body replayed, which gives the
+  usual answer.
 
 KServe 0.21's V2 REST path decodes BYTES inputs of the binary-data extension as UTF-8
 (``InferRequest.from_bytes`` → ``set_data_from_numpy(binary_data=False)``), so raw JPEG
@@ -31,6 +45,7 @@ binary extension itself, keeping raw bytes, and answers every malformed request 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import logging.config
 import re
@@ -56,7 +71,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hairseg_serving.logs import REQUEST_ID, log_config
-from hairseg_serving.metrics import REQUEST_SECONDS, REQUESTS
+from hairseg_serving.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
 from hairseg_serving.predictor import HairsegModel
 from hairseg_serving.settings import ServeConfig
 
@@ -67,7 +82,9 @@ _REQUEST_ID_OK = re.compile(r"^[\x21-\x7e]{1,128}$")
 _HEALTH = frozenset({"/", "/v2/health/live", "/v2/health/ready"})
 
 
-def _json_error(status: int, message: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _json_error(
+    status: int, message: str, *extra_headers: tuple[bytes, bytes]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     body = orjson.dumps({"error": message})
     start = {
         "type": "http.response.start",
@@ -75,9 +92,43 @@ def _json_error(status: int, message: str) -> tuple[dict[str, Any], dict[str, An
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *extra_headers,
         ],
     }
     return start, {"type": "http.response.body", "body": body}
+
+
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY  # as ORJSONResponse
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (uvicorn's own choice for its workers)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with kserve's uvicorn[standard]
+        return None
+    return uvloop.new_event_loop
+
+
+@functools.cache
+def _request_counter(endpoint: str, status: int) -> Any:
+    return REQUESTS.labels(endpoint, str(status))  # labels() locks and hashes each call
+
+
+@functools.cache
+def _request_histogram(endpoint: str) -> Any:
+    return REQUEST_SECONDS.labels(endpoint)
+
+
+def model_name_of(path: str, endpoint: str) -> str | None:
+    """``NAME`` in ``/v1/models/NAME:predict`` or ``/v2/models/NAME/infer`` (no slash)."""
+    if endpoint == "v1":
+        name = path[len("/v1/models/") : -len(":predict")]
+    elif endpoint == "v2":
+        name = path[len("/v2/models/") : -len("/infer")]
+    else:
+        return None
+    return name if name and "/" not in name else None
 
 
 def endpoint_of(path: str) -> str:
@@ -101,11 +152,16 @@ class BoundaryMiddleware:
         app: Any,
         *,
         max_body_bytes: int,
+        max_inflight: int = 0,
         access_log: bool = True,
         on_shutdown: Callable[[], None] | None = None,
+        dataplane: Any = None,
     ) -> None:
         self.app = app
+        self.dataplane = dataplane  # None: no fast path (everything through FastAPI)
         self.max_body_bytes = max_body_bytes
+        self.max_inflight = max_inflight
+        self.inflight = 0  # V1/V2 requests between arrival and response, this worker
         self.access_log = access_log
         self.on_shutdown = on_shutdown
 
@@ -133,6 +189,7 @@ class BoundaryMiddleware:
         path = scope.get("path", "")
         endpoint = endpoint_of(path)
         state = {"status": 500, "bytes_in": 0}
+        counted = endpoint in ("v1", "v2")
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -145,6 +202,20 @@ class BoundaryMiddleware:
             await send(message)
 
         try:
+            if counted:
+                if self.max_inflight and self.inflight >= self.max_inflight:
+                    counted = False
+                    head, tail = _json_error(
+                        503,
+                        f"overloaded: {self.inflight} requests in flight in this worker "
+                        f"(serve.max_inflight {self.max_inflight}); retry shortly",
+                        (b"retry-after", b"1"),
+                    )
+                    await send_with_id(head)
+                    await send(tail)
+                    return
+                self.inflight += 1
+                IN_FLIGHT.inc()
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 body, error = await self._read_body(receive, declared)
                 state["bytes_in"] = len(body)
@@ -158,13 +229,22 @@ class BoundaryMiddleware:
                     await send_with_id(head)
                     await send(tail)
                     return
+                if counted and self.dataplane is not None:
+                    name = model_name_of(path, endpoint)
+                    if name is not None and await self._fast_infer(
+                        endpoint, name, body, scope["headers"], send_with_id, send
+                    ):
+                        return
                 await self.app(scope, _replay(body, receive), send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
+            if counted:
+                self.inflight -= 1
+                IN_FLIGHT.dec()
             elapsed = time.perf_counter() - start
-            REQUESTS.labels(endpoint, str(state["status"])).inc()
-            REQUEST_SECONDS.labels(endpoint).observe(elapsed)
+            _request_counter(endpoint, state["status"]).inc()
+            _request_histogram(endpoint).observe(elapsed)
             if self.access_log:
                 level = logging.INFO if endpoint in ("v1", "v2", "other") else logging.DEBUG
                 if state["status"] >= 500:
@@ -181,6 +261,57 @@ class BoundaryMiddleware:
                     },
                 )
             REQUEST_ID.reset(token)
+
+    async def _fast_infer(
+        self,
+        endpoint: str,
+        name: str,
+        body: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        send_with_id: Any,
+        send: Any,
+    ) -> bool:
+        """Answer an inference request without FastAPI; False: let the app answer it."""
+        dataplane = self.dataplane
+        model = dataplane.model_registry.get_model(name)
+        if model is None or not model.ready:
+            return False  # the app's 404 / 503
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
+        try:
+            if endpoint == "v1":
+                request, attributes = dataplane.decode(body=body, headers=headers)
+            else:
+                request, attributes = decode_v2(body, headers, name), {}
+            response, response_headers = await dataplane.infer(
+                model_name=name, request=request, headers=headers
+            )
+            response, extra = dataplane.encode(
+                model_name=name, response=response, headers=headers, req_attributes=attributes
+            )
+        except InvalidInput as exc:
+            content, status, out_headers = _invalid_input(exc), 400, {}
+        except Exception:
+            return False  # the app runs it again and answers as KServe does (500 + log)
+        else:
+            response_headers.update(extra)
+            response_headers.pop("content-length", None)
+            if endpoint == "v2":
+                content, out_headers = v2_body(response, response_headers)
+            else:  # KServe's V1 route: bytes/str as they are, anything else as JSON
+                content, out_headers = response, response_headers
+            status = 200
+        if isinstance(content, str):
+            content = content.encode()
+        elif not isinstance(content, bytes):
+            content = orjson.dumps(content, option=_JSON_OPTIONS)
+            out_headers["content-type"] = "application/json"
+        head = [
+            (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in out_headers.items()
+        ]
+        head.append((b"content-length", str(len(content)).encode()))
+        await send_with_id({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": content})
+        return True
 
     async def _read_body(
         self, receive: Any, declared: bytes | None
@@ -363,21 +494,34 @@ def _demo_route(config: ServeConfig) -> Callable[..., Any]:
     return demo
 
 
+def decode_v2(body: bytes, headers: dict[str, str], model_name: str) -> InferRequest:
+    """A V2 request body: the binary-data extension (raw bytes kept) or plain JSON."""
+    json_length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER.lower())
+    if json_length is not None:
+        return parse_v2_binary(body, json_length, model_name)
+    try:
+        parsed = InferenceRequest.model_validate(_loads(body, "the request body"))
+    except ValidationError as exc:
+        raise InvalidInput(_validation_message(exc)) from None
+    return InferRequest.from_inference_request(parsed, model_name)
+
+
+def v2_body(response: Any, headers: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """The V2 answer: binary (octet-stream) or a JSON-able dict (content type dropped)."""
+    if isinstance(response, bytes):
+        headers["content-type"] = "application/octet-stream"
+    else:
+        headers.pop("content-type", None)
+    return response, headers
+
+
 def _v2_infer_route(dataplane: Any) -> Callable[..., Any]:
     async def infer(model_name: str, request: Request) -> Response:
         if not await dataplane.model_ready(model_name, True):
             raise ModelNotReady(model_name)
         body = await request.body()
         headers = dict(request.headers)
-        json_length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER.lower())
-        if json_length is not None:
-            infer_request = parse_v2_binary(body, json_length, model_name)
-        else:
-            try:
-                parsed = InferenceRequest.model_validate(_loads(body, "the request body"))
-            except ValidationError as exc:
-                raise InvalidInput(_validation_message(exc)) from None
-            infer_request = InferRequest.from_inference_request(parsed, model_name)
+        infer_request = decode_v2(body, headers, model_name)
         response, response_headers = await dataplane.infer(
             model_name=model_name, request=infer_request, headers=headers
         )
@@ -386,19 +530,22 @@ def _v2_infer_route(dataplane: Any) -> Callable[..., Any]:
         )
         response_headers.update(extra)
         response_headers.pop("content-length", None)
-        if isinstance(response, bytes):
-            response_headers["content-type"] = "application/octet-stream"
-            return Response(content=response, headers=response_headers)
-        response_headers.pop("content-type", None)
-        return ORJSONResponse(content=response, headers=response_headers)
+        content, response_headers = v2_body(response, response_headers)
+        if isinstance(content, bytes):
+            return Response(content=content, headers=response_headers)
+        return ORJSONResponse(content=content, headers=response_headers)
 
     return infer
 
 
-async def _invalid_input_handler(_: Request, exc: InvalidInput) -> ORJSONResponse:
+def _invalid_input(exc: InvalidInput) -> dict[str, str]:
     # A client mistake, not a server fault: one line, no traceback (KServe logs both).
     logging.getLogger("hairseg_serving").info("bad request: %s", exc)
-    return ORJSONResponse(status_code=400, content={"error": str(exc)})
+    return {"error": str(exc)}
+
+
+async def _invalid_input_handler(_: Request, exc: InvalidInput) -> ORJSONResponse:
+    return ORJSONResponse(status_code=400, content=_invalid_input(exc))
 
 
 async def _validation_error_handler(_: Request, exc: RequestValidationError) -> ORJSONResponse:
@@ -438,8 +585,10 @@ class HairsegRESTServer(RESTServer):
         app.add_middleware(
             BoundaryMiddleware,
             max_body_bytes=self.serve_config.max_body_bytes,
+            max_inflight=self.serve_config.max_inflight,
             access_log=self.serve_config.access_log,
             on_shutdown=stop_models,
+            dataplane=self.dataplane,
         )
 
     def _register_endpoints(self, app: FastAPI) -> None:
@@ -469,12 +618,14 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 class HairsegMultiProcessServer(RESTServerMultiProcess):
-    """KServe's multi-worker server with two changes, both measured.
+    """KServe's multi-worker server with three changes, each measured.
 
     - Each worker listens on its own ``SO_REUSEPORT`` socket, so the kernel spreads new
       connections over the workers. With KServe's one shared socket, whichever worker is
       idle first accepts a burst of keep-alive connections and serves them all: the load
       test saw 2 workers serve ~150 requests/s at ~0.9 cores (docs/BENCHMARKS.md).
+    - A worker that dies takes its socket with it (the supervisor keeps no copy), so
+      the kernel stops handing it connections at once.
     - Only workers that exited are restarted. KServe pings every worker each 0.5 s with a
       5 s timeout from the moment it is spawned; a worker still importing its libraries and
       loading the model on a busy machine misses the ping and is killed and respawned,
@@ -483,20 +634,27 @@ class HairsegMultiProcessServer(RESTServerMultiProcess):
     """
 
     async def start(self) -> None:
-        config = self._rest_server.config
-        self._worker_sockets = [
-            [_listening_socket(config.host, config.port)] for _ in range(config.workers)
-        ]
-        for sockets in self._worker_sockets:
-            process = RESTServerProcess(
-                sockets, self._rest_server.run, log_config_file=self.log_config_file
-            )
-            self._processes.append(process)
-            process.start()
+        for _ in range(self._rest_server.config.workers):
+            self._processes.append(self._spawn())
         while not self.should_exit.is_set():
             await asyncio.sleep(0.5)
             await self.keep_subprocess_alive([])
         await self.terminate_all()
+
+    def _spawn(self) -> RESTServerProcess:
+        """A worker on a listening socket of its own, which only the worker holds: when
+        it dies the kernel drops the socket from the port's SO_REUSEPORT group at once,
+        so new connections go to the live workers instead of queueing on a socket that
+        nobody accepts from until the replacement has loaded the model (the kill bench:
+        requests hung into client timeouts while the parent kept its copy open)."""
+        config = self._rest_server.config
+        sock = _listening_socket(config.host, config.port)
+        process = RESTServerProcess(
+            [sock], self._rest_server.run, log_config_file=self.log_config_file
+        )
+        process.start()  # spawn: the child got its own descriptor at exec
+        sock.close()
+        return process
 
     async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
         if self.should_exit.is_set():
@@ -508,13 +666,7 @@ class HairsegMultiProcessServer(RESTServerMultiProcess):
                 "worker exited; starting a new one",
                 extra={"pid": process.pid, "exitcode": process._process.exitcode},
             )
-            replacement = RESTServerProcess(
-                self._worker_sockets[idx],
-                self._rest_server.run,
-                log_config_file=self.log_config_file,
-            )
-            replacement.start()
-            self._processes[idx] = replacement
+            self._processes[idx] = self._spawn()
 
 
 class HairsegModelServer(ModelServer):
@@ -555,7 +707,6 @@ class HairsegModelServer(ModelServer):
         else:
             self._rest_server = rest
             self.servers.append(rest.start())
-        self.setup_event_loop()
         self.register_signal_handler()
         logging.getLogger("hairseg_serving").info(
             "serving",
@@ -566,7 +717,16 @@ class HairsegModelServer(ModelServer):
                 "models": [m.name for m in models],
             },
         )
-        asyncio.run(self._serve())
+
+        # KServe runs one worker on asyncio's default loop (asyncio.run); uvicorn gives its
+        # multi-process workers uvloop. One worker per pod is the cluster's setting: give it
+        # uvloop too (faster socket writes and callbacks, docs/BENCHMARKS.md).
+        async def serve() -> None:
+            self.setup_event_loop()  # KServe's exception handler and executor, this loop
+            await self._serve()
+
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve())
 
 
 def run_server(config: ServeConfig, model_path: str | Path, *, log_level: str = "INFO") -> None:

@@ -38,6 +38,10 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_instances: int = 16
+    # Load shedding: inference requests (V1/V2) in flight per worker beyond which a new
+    # one is answered at once with 503 + JSON + Retry-After instead of queueing into a
+    # timeout; 0 = no limit. Health and metrics are never shed. docs/CAPACITY.md sizes it.
+    max_inflight: int = 16
     # Micro-batching: concurrent requests are run through the network together, up to
     # max_batch_size images; batch_window_ms > 0 waits that long for a batch to fill.
     max_batch_size: int = 1  # CPU default; on a GPU batching pays (overlays/gpu: 16)
@@ -72,6 +76,10 @@ class ServeConfig:
             (self.max_body_bytes >= 1024, "max_body_bytes must be >= 1024"),
             (self.max_pixels >= 1, "max_pixels must be >= 1"),
             (1 <= self.max_instances <= 1024, "max_instances must be 1-1024"),
+            (
+                self.max_inflight >= 0,
+                f"max_inflight must be >= 0 (0 = off), got {self.max_inflight}",
+            ),
             (1 <= self.max_batch_size <= 256, "max_batch_size must be 1-256"),
             (0.0 <= self.batch_window_ms <= 100.0, "batch_window_ms must be 0-100"),
             (

@@ -86,15 +86,25 @@ def free_port() -> int:
 
 
 def start_server(
-    model: Path, workdir: Path, *extra: str, ready_timeout_s: float = 300.0
+    model: Path,
+    workdir: Path,
+    *extra: str,
+    ready_timeout_s: float = 300.0,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, str, Path]:
-    """``hairseg serve`` on a free loopback port, run in ``workdir`` with ``extra`` flags;
-    returns (process, base URL, log file) once ``/v2/health/ready`` answers 200."""
+    """``hairseg serve`` on a free loopback port, run in ``workdir`` with ``extra`` flags
+    (and ``env`` added to the environment); returns (process, base URL, log file) once
+    ``/v2/health/ready`` answers 200."""
     import httpx
 
     port = free_port()
     log_path = Path(workdir) / f"server-{port}.log"
-    env = {**os.environ, "FEAST_USAGE": "False", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        **os.environ,
+        "FEAST_USAGE": "False",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **(env or {}),
+    }
     cmd = [sys.executable, "-m", "hairseg", "serve", "--model", str(model), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--params", str(Path(workdir) / "no-params.yaml"), *extra]
     with log_path.open("wb") as log:

@@ -182,7 +182,7 @@ def logits_to_masks(
             if prob.shape != (h, w):
                 prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
             hair = prob >= threshold
-        masks.append(hair.astype(np.uint8) * np.uint8(255))
+        masks.append(hair.view(np.uint8) * np.uint8(255))  # bool as 0/1 bytes: no copy
     return masks
 
 

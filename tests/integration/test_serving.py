@@ -15,6 +15,7 @@ import io
 import json
 import socket
 import struct
+import time
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,7 @@ REACH = 12  # px: ~3 network pixels at 240 px, plus the guided filter radius
 MAX_BODY = 2 * 1024 * 1024
 MAX_PIXELS = 1_000_000
 MAX_INSTANCES = 4
+MAX_INFLIGHT = 2
 
 
 def make_feature_repo(tmp: Path) -> Path:
@@ -89,6 +91,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
         "--max-pixels", str(MAX_PIXELS),
         "--max-instances", str(MAX_INSTANCES),
         "--max-batch-size", "4",  # the micro-batcher path (the shutdown test runs inline)
+        "--max-inflight", str(MAX_INFLIGHT),  # the other tests send one request at a time
     )  # fmt: skip
     client = httpx.Client(base_url=url, timeout=30)
     yield {
@@ -595,6 +598,53 @@ def test_declared_content_length_over_limit_is_413_before_reading(env):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert b'"error"' in reply
+    good_request_works(env)
+
+
+def _inflight(env: dict) -> float:
+    for line in env["client"].get("/metrics").text.splitlines():
+        if line.startswith("hairseg_inflight_requests "):
+            return float(line.split()[-1])
+    raise AssertionError("no hairseg_inflight_requests gauge on /metrics")
+
+
+def test_requests_past_max_inflight_get_a_fast_503_json(env):
+    """Hold MAX_INFLIGHT requests open (headers sent, body half sent: the worker waits in
+    the middle of reading them), then one more request is shed with 503 + JSON +
+    Retry-After while health and metrics still answer; once the held connections close,
+    requests are served again. No timing: the gauge says when the worker holds them."""
+    port = int(env["url"].rsplit(":", 1)[1])
+    head = (
+        b"POST /v1/models/hairseg:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_INFLIGHT)]
+    try:
+        for s in held:
+            s.sendall(head)
+        for _ in range(100):  # poll until the worker holds them (bounded; not timed)
+            if _inflight(env) >= MAX_INFLIGHT:
+                break
+            time.sleep(0.05)
+        assert _inflight(env) == MAX_INFLIGHT
+        r = v1(env, {"image_b64": GOOD})
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["retry-after"] == "1"
+        assert "x-request-id" in r.headers
+        assert f"serve.max_inflight {MAX_INFLIGHT}" in r.json()["error"]
+        assert env["client"].get("/v2/health/ready").status_code == 200
+        assert (
+            'hairseg_requests_total{code="503",endpoint="v1"}' in env["client"].get("/metrics").text
+        )
+    finally:
+        for s in held:
+            s.close()
+    for _ in range(100):
+        if _inflight(env) == 0:
+            break
+        time.sleep(0.05)
+    assert _inflight(env) == 0
     good_request_works(env)
 
 

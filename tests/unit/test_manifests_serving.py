@@ -346,6 +346,39 @@ def test_gpu_only_in_the_gpu_overlay(rendered):
         assert not image.endswith("-gpu")
 
 
+def _capacity_plan() -> dict[str, dict]:
+    """The ``capacity-plan`` block of docs/CAPACITY.md: what each target must carry."""
+    text = (REPO / "docs" / "CAPACITY.md").read_text()
+    block = text.split("# capacity-plan:", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(block.split("\n", 1)[1])
+
+
+def test_autoscaling_matches_the_capacity_plan(rendered):
+    """docs/CAPACITY.md derives pods, concurrency target and shedding limit from the
+    measured per-core throughput; the rendered manifests must say the same."""
+    target, docs = rendered
+    name = {"base": "base", "overlays/cpu": "cpu", "overlays/gpu": "gpu"}.get(target)
+    if name is None:
+        pytest.skip(f"{target}: an HPA on CPU, not the Knative plan of docs/CAPACITY.md")
+    plan = _capacity_plan()[name]
+    isvc = docs["InferenceService", "hairseg"]
+    predictor = isvc["spec"]["predictor"]
+    for key in ("scaleMetric", "scaleTarget", "minReplicas", "maxReplicas"):
+        assert predictor[key] == plan[key], (target, key)
+    annotations = isvc["metadata"]["annotations"]
+    assert (
+        annotations["autoscaling.knative.dev/target-utilization-percentage"]
+        == plan["targetUtilization"]
+    )
+    assert "containerConcurrency" not in predictor  # our pods shed; no queue-proxy queue
+    params = yaml.safe_load(docs["ConfigMap", "hairseg-serve-params"]["data"]["params.yaml"])
+    cfg = section(params, "serve", ServeConfig)
+    args = docs["ServingRuntime", "hairseg-onnx"]["spec"]["containers"][0]["args"]
+    workers = [int(a.split("=", 1)[1]) for a in args if a.startswith("--workers=")]
+    assert (workers[-1] if workers else cfg.workers) == plan["workers"], target
+    assert cfg.max_inflight == plan["max_inflight"], target
+
+
 # -- Dockerfile ------------------------------------------------------------------------------
 
 
