@@ -33,7 +33,7 @@ import yaml
 from hairseg_serving.configmap import render
 from hairseg_serving.settings import ServeConfig, load_serve_config
 
-from hairseg.config import load_params
+from hairseg.config import load_params, section
 from hairseg.gpu_nodes import GPU_RESOURCE, NODE_LABEL, TOLERATION
 
 REPO = Path(__file__).resolve().parents[2]
