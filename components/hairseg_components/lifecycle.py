@@ -165,14 +165,9 @@ def register_model(
     evaluation: Input[Artifact],
     gate_result: Input[Artifact],
     train_files: Input[Artifact],
-    data_params: dict,
-    validate_params: dict,
-    features_params: dict,
     model_params: dict,
     train_params: dict,
     quantize_params: dict,
-    evaluate_params: dict,
-    gate_params: dict,
     register_params: dict,
     mlflow_tracking_uri: str,
     git_commit: str,
@@ -186,9 +181,9 @@ def register_model(
     champion on bootstrap) tagged with :func:`hairseg.lineage.collect` exactly as the DVC
     stage tags it (git commit, ``dataset``'s DVC hash, the params hash of ``model_params``,
     ``train_params`` and ``quantize_params``, the KFP run id, the init source) plus the
-    pipeline's name and version. ``data_params``, ``validate_params``, ``features_params``,
-    ``evaluate_params`` and ``gate_params`` do not enter the lineage (see
-    ``hairseg.lineage.PARAMS_HASH_SECTIONS``). Returns ``models:/hairseg/<version>``."""
+    pipeline's name and version. The other sections do not enter the lineage (see
+    ``hairseg.lineage.PARAMS_HASH_SECTIONS``), so the step does not take them. Returns
+    ``models:/hairseg/<version>``."""
     from pathlib import Path
 
     from hairseg.stages.lifecycle import register_stage
