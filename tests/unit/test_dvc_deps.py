@@ -128,3 +128,18 @@ def test_a_stage_without_its_cli_module_or_stage_layer_fails(tmp_path) -> None:
         command_module("hairseg --log-level debug rollout --dataset data") == "hairseg.cli.rollout"
     )
     assert command_module("hairseg serve --port 1") == "hairseg_serving.cli"
+
+
+def test_dvc_lock_and_yaml_are_not_git_ignored() -> None:
+    """DVC refuses to run (``'dvc.lock' is git-ignored``) when git ignores its lock, so a
+    `.gitignore` entry for it breaks `make run` while every test in a temp copy passes."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "dvc.lock", "dvc.yaml", "data.dvc"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ignored.returncode == 1, f"git ignores: {ignored.stdout.split()}"
