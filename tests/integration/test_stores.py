@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -253,7 +254,8 @@ def registered(world) -> dict:
     for name in ("stable", "good"):
         proc = cli(world, *register_files(world, name))
         assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
-        versions[name] = int(proc.stdout.split(" v")[1].split(";")[0])
+        # MLflow prints its run links (random run names) to the same stdout: match our line.
+        versions[name] = int(re.search(r"^registered hairseg v(\d+);", proc.stdout, re.M)[1])
     return versions
 
 
