@@ -357,6 +357,21 @@ def write_dataset_manifest(
 # ---------------------------------------------------------------- the run
 
 
+_WORKER_TEMP = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # batch_worker._write_atomic's names
+
+
+def _remove_stale_temps(dest: Path, parts: Path, todo_ids: set[str]) -> None:
+    """Delete what a killed run left half-written: the temp files of the items this run
+    redoes (``.<file>.<pid>.tmp`` beside their outputs) and any in this shard's own parts
+    folder. Only this shard writes those items and that folder, so a shard running at the
+    same time into the same DEST is never touched."""
+    for tmp in dest.rglob(".*.tmp"):
+        match = _WORKER_TEMP.match(tmp.name)
+        own_item = match is not None and Path(match["name"]).stem in todo_ids
+        if own_item or tmp.parent == parts:
+            tmp.unlink(missing_ok=True)
+
+
 def run_batch(
     items: Sequence[InputItem],
     dest: str | Path,
@@ -409,6 +424,7 @@ def run_batch(
     done = _done_ids(previous, dest, version, as_dataset)
     todo = [it for it in items if it.id not in done]
     parts = _parts_dir(dest, shard)
+    _remove_stale_temps(dest, parts, {it.id for it in todo})
     buffer: list[dict[str, Any]] = []
     last_flush = time.monotonic()
 
