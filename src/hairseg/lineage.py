@@ -10,6 +10,8 @@ configuration gets one set of lineage values whichever door produced the model.
 - ``params_hash``: a hash of the typed :data:`PARAMS_HASH_SECTIONS` configs.
 - ``pipeline_run_id``: ``dvc-local`` for ``dvc repro``, the KFP run id in a pipeline.
 - ``init_source``: where training's initial weights came from (the train stage's record).
+- ``pseudo_data_md5``: the DVC directory hash of the pseudo-labelled real photos training
+  fine-tuned on (``train.pseudo``), ``none`` when it used none (the train stage's record).
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ def collect(
     data_dir: str | Path | None = None,
     dvc_file: str | Path | None = None,
     commit: str | None = None,
+    pseudo_data_md5: str = "none",
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The lineage tags of a registered version (``extra``: e.g. the pipeline's name)."""
@@ -137,5 +140,6 @@ def collect(
         "params_hash": params_hash,
         "pipeline_run_id": pipeline_run_id,
         "init_source": init_source,
+        "pseudo_data_md5": pseudo_data_md5,
         **dict(extra or {}),
     }

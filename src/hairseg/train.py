@@ -39,6 +39,7 @@ from hairseg.model import ModelConfig, build_model, count_flops, count_parameter
 
 __all__ = [
     "AugmentConfig",
+    "PseudoTrainConfig",
     "Split",
     "TrainConfig",
     "TrainResult",
@@ -68,6 +69,26 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class PseudoTrainConfig:
+    """``train.pseudo``: after the synthetic epochs, fine-tune on the synthetic train split
+    plus a pseudo-labelled real-photo set (``hairseg data pseudo-label``, DVC stage
+    ``pseudo_label``), its loss weighted by the labels' per-pixel confidence (issue 11)."""
+
+    data: str = ""  # the pseudo-labelled dataset folder; "" = off
+    repeat: int = 2  # the set stands this many times beside the synthetic train split
+    epochs: int = 3
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1 or self.epochs < 1 or self.lr <= 0:
+            raise HairsegError(
+                f"invalid train.pseudo (repeat={self.repeat}, epochs={self.epochs}, "
+                f"lr={self.lr}): repeat and epochs >= 1, lr > 0",
+                exit_code=EXIT_USAGE,
+            )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """``params.yaml`` section ``train``."""
 
@@ -87,6 +108,7 @@ class TrainConfig:
     threads: int = 2
     device: str = "auto"  # auto (CUDA when present), cpu, cuda
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pseudo: PseudoTrainConfig = field(default_factory=PseudoTrainConfig)
 
     def __post_init__(self) -> None:
         checks = {

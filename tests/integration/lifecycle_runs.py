@@ -119,7 +119,7 @@ def make_project(root: Path) -> Path:
     """A temp copy of the repo's DVC project (data, validate, lifecycle) on tiny params."""
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     doc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    keep = ("data", "validate", *LIFECYCLE)
+    keep = ("data", "validate", "pseudo_label", *LIFECYCLE)
     doc["stages"] = {name: doc["stages"][name] for name in keep}
     # The Feast stages (which add feature-store slices to evaluation) are left out to keep
     # this test fast; tests/integration/test_feast.py and test_kfp_local.py cover them.
@@ -129,6 +129,11 @@ def make_project(root: Path) -> Path:
     (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     _committed_real_photos(root / "datasets" / "real_portraits")
+    # The pseudo-label pool without its (fetched) images: the pseudo_label stage writes
+    # unavailable.json and says why, as on a clone that never ran the fetch.
+    pool = root / "datasets" / "real_portraits_pool"
+    pool.mkdir(parents=True)
+    shutil.copy2(REPO / "datasets" / "real_portraits_pool" / "manifest.parquet", pool)
     run(root, "git", "init", "-q")
     run(root, "dvc", "init", "-q")
     run(root, "dvc", "config", "core.analytics", "false")

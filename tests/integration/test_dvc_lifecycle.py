@@ -43,6 +43,12 @@ def test_repro_then_eval_change_then_new_data_fine_tunes(dvc_lifecycle: DvcRun) 
     assert registered["tags"]["pipeline_run_id"] == "dvc-local"
     data_md5 = yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
     assert registered["tags"]["data_md5"] == data_md5
+    # No pool images in this copy: the pseudo_label stage says so, training used none.
+    assert "pseudo_label" in _ran(dvc_lifecycle.stdout)
+    pool = project / "artifacts" / "pseudo_pool"
+    reason = json.loads((pool / "unavailable.json").read_text())["reason"]
+    assert "images of datasets/real_portraits_pool are absent" in reason
+    assert registered["tags"]["pseudo_data_md5"] == "none"
     run = json.loads((project / "artifacts" / "train_run.json").read_text())
     assert (
         _mlflow_params(project, run["run_id"])["init_source"] == "scratch (no champion registered)"

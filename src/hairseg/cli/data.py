@@ -329,6 +329,13 @@ def teacher_options(command):
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="worker processes [batch.workers]"
 )
+@click.option(
+    "--skip-unavailable",
+    is_flag=True,
+    help="when SRC's images or the MediaPipe face detector are absent, write "
+    "DEST/unavailable.json with the reason and exit 0 (the DVC stage: training then "
+    "carries on with synthetic data only)",
+)
 @click.pass_context
 def pseudo_label(
     ctx: click.Context,
@@ -342,6 +349,7 @@ def pseudo_label(
     no_validate: bool,
     overwrite: bool,
     workers: int | None,
+    skip_unavailable: bool,
 ) -> None:
     """Weak hair labels for the portraits in SRC, written to DEST as a dataset.
 
@@ -358,13 +366,22 @@ def pseudo_label(
     from hairseg.config import section
     from hairseg.data.pseudo_label import PseudoLabelConfig, validate_pseudo_dataset
     from hairseg.priors import PriorsConfig
-    from hairseg.stages.data import pseudo_label_folder
+    from hairseg.stages.data import (
+        pseudo_label_folder,
+        pseudo_label_unavailable,
+        write_unavailable,
+    )
 
     params = _params(params_file, _explicit(ctx, "params_file"))
     cfg = section(params, "pseudo_label", PseudoLabelConfig)
     priors = section(params, "priors", PriorsConfig)
     if models_dir is not None:
         priors = dataclasses.replace(priors, models_dir=str(models_dir))
+    reason = pseudo_label_unavailable(src, priors) if skip_unavailable and src.is_dir() else ""
+    if reason:
+        path = write_unavailable(dest, reason)
+        _notice(f"pseudo-label: nothing labelled: {reason}; wrote {path}")
+        return
     if model is not None and not model.is_file():
         raise HairsegError(f"--model: ONNX file not found: {model}", exit_code=EXIT_USAGE)
     batch_cfg = section(params, "batch", BatchConfig)

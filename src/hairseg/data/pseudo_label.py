@@ -42,6 +42,7 @@ from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.priors import Face, Priors, PriorsConfig, inner_face_prior
 
 __all__ = [
+    "UNAVAILABLE_NAME",
     "PseudoLabel",
     "PseudoLabelConfig",
     "PseudoLabelResult",
@@ -59,10 +60,10 @@ log = logging.getLogger(__name__)
 class PseudoLabelConfig:
     """``params.yaml`` section ``pseudo_label``."""
 
-    head_above: float = 0.85  # face-box heights above the box
-    head_beside: float = 0.45  # face-box widths on each side
+    head_above: float = 1.2  # face-box heights above the box
+    head_beside: float = 0.6  # face-box widths on each side
     chin: float = 0.05  # the chin line: face-box heights below the box bottom
-    long_hair_below: float = 0.8  # the band beside the face below the chin (probable only)
+    long_hair_below: float = 1.2  # the band beside the face below the chin (probable only)
     long_hair_inset: float = 0.15  # that band reaches this share of the face width inwards
     skin_radius: float = 2.5  # Mahalanobis radius of the skin colour model (Lab)
     person_threshold: float = 0.5
@@ -432,6 +433,10 @@ def _images_in(src: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
 
 
 FOLDER_LICENCE = "unknown (pseudo-labelled from a folder)"
+#: What ``hairseg data pseudo-label --skip-unavailable`` writes into DEST, instead of a
+#: dataset, when there is nothing it can label (``{"reason": ...}``); ``train.pseudo``
+#: reads it and trains on the synthetic data only.
+UNAVAILABLE_NAME = "unavailable.json"
 
 
 def validate_pseudo_dataset(

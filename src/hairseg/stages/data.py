@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from hairseg.data.validate import ValidateParams
     from hairseg.priors import PriorsConfig
 
-__all__ = ["ValidateResult", "pseudo_label_folder", "validate_stage"]
+__all__ = [
+    "ValidateResult",
+    "pseudo_label_folder",
+    "pseudo_label_unavailable",
+    "validate_stage",
+    "write_unavailable",
+]
 
 
 @dataclass
@@ -95,6 +101,43 @@ def validate_stage(
         metrics=metrics,
         notice=notice,
     )
+
+
+def pseudo_label_unavailable(src: str | Path, priors: PriorsConfig) -> str:
+    """Why ``src`` cannot be pseudo-labelled here ("" when it can): a dataset whose images
+    are all absent (the pool's licences keep them out of git), or no MediaPipe face
+    detector (the teacher's one required prior)."""
+    from hairseg.data.manifest import MANIFEST_NAME, read_manifest
+    from hairseg.data.real_portraits import missing_images
+    from hairseg.mediapipe_models import model_path
+
+    src = Path(src)
+    if (src / MANIFEST_NAME).is_file():
+        missing = missing_images(src)
+        if missing and len(missing) == len(read_manifest(src)):
+            return (
+                f"the {len(missing)} images of {src} are absent "
+                "(`python tools/fetch_real_portraits.py --only pool` re-derives them)"
+            )
+    if model_path("face_detector", priors.models_dir) is None:
+        return f"no MediaPipe face detector in {priors.models_dir} (`hairseg models fetch`)"
+    return ""
+
+
+def write_unavailable(dest: str | Path, reason: str) -> Path:
+    """Replace ``dest`` by a folder holding only :data:`UNAVAILABLE_NAME` with ``reason``."""
+    import json
+    import shutil
+
+    from hairseg.data.pseudo_label import UNAVAILABLE_NAME
+
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    path = dest / UNAVAILABLE_NAME
+    path.write_text(json.dumps({"reason": reason}, indent=1) + "\n")
+    return path
 
 
 def pseudo_label_folder(

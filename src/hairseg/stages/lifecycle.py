@@ -7,6 +7,7 @@ the MLflow tracking URI, writes the stage's files (models, metrics JSON for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,16 +25,18 @@ if TYPE_CHECKING:
     from hairseg.priors import PriorsConfig
     from hairseg.quantize import QuantizeConfig
     from hairseg.registry import RegisterConfig
-    from hairseg.train import TrainConfig
+    from hairseg.train import PseudoTrainConfig, Split, TrainConfig
 
 __all__ = [
     "EvaluateResult",
     "GateResult",
+    "PseudoSet",
     "QuantizeResult",
     "RegisterResult",
     "TrainResult",
     "evaluate_stage",
     "gate_stage",
+    "pseudo_training_set",
     "quantize_stage",
     "register_stage",
     "resolve_init",
@@ -163,13 +166,31 @@ def train_stage(
             init_source=init_source,
             on_epoch=on_epoch,
         )
+        pseudo = pseudo_training_set(train_cfg.pseudo, model_cfg.input_size)
+        summary, history = result.summary(), list(result.history)
+        if pseudo.split is not None:
+            n = result.epochs_run
+            model, tuned = _fit_on_pseudo(
+                model, pseudo.split, train_split, val_split, model_cfg, train_cfg, checkpoints,
+                init_source, lambda e, m: on_epoch(n + e, m),
+            )  # fmt: skip
+            history += [{**h, "epoch": h["epoch"] + n} for h in tuned.history]
+            summary = {
+                **tuned.summary(),
+                "init_source": init_source,
+                "seconds": result.seconds + tuned.seconds,
+                "synthetic_best_val_iou": result.best_val_iou,
+                "synthetic_epochs_run": n,
+            }
+        summary.update(pseudo.summary())
+        for key, value in pseudo.summary().items():
+            c.log_param(run_id, key, str(value)[:500])
     except BaseException:
         c.set_terminated(run_id, "FAILED")
         raise
     save_model(model, model_cfg, out_dir / "weights.pt", out_dir / "model_config.json")
-    summary = result.summary()
-    c.log_metric(run_id, "best_val_iou", result.best_val_iou)
-    c.log_metric(run_id, "train_seconds", result.seconds)
+    c.log_metric(run_id, "best_val_iou", summary["best_val_iou"])
+    c.log_metric(run_id, "train_seconds", summary["seconds"])
     c.set_terminated(run_id, "FINISHED")
     out = TrainResult(
         model_dir=out_dir,
@@ -182,12 +203,92 @@ def train_stage(
     )
     write_json(metrics_path, out.summary)
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(result.history).to_csv(plot_path, index=False)
+    pd.DataFrame(history).to_csv(plot_path, index=False)
     write_json(
         run_info_path,
-        {"run_id": run_id, "tracking_uri": tracking_uri, "init_source": init_source},
+        {
+            "run_id": run_id,
+            "tracking_uri": tracking_uri,
+            "init_source": init_source,
+            "pseudo_data_md5": pseudo.md5,
+        },
     )
     return out
+
+
+@dataclass
+class PseudoSet:
+    """The pseudo-labelled real photos ``train.pseudo`` fine-tunes on, or why there are none."""
+
+    data: str
+    split: Split | None = None
+    md5: str = "none"  # DVC's directory hash of the set used; "none" when unused
+    note: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        n = 0 if self.split is None else len(self.split)
+        return {"pseudo_images": n, "pseudo_data_md5": self.md5, "pseudo_note": self.note}
+
+
+def pseudo_training_set(cfg: PseudoTrainConfig, size: int) -> PseudoSet:
+    """Load ``cfg.data`` (a ``hairseg data pseudo-label`` output) for fine-tuning.
+
+    Off (``data: ""``) or unavailable (no folder, or the folder the ``--skip-unavailable``
+    pseudo-label run wrote when the pool's images or the face detector were absent): one
+    warning line, and training carries on with the synthetic data only. The lineage then
+    says ``pseudo_data_md5: none``.
+    """
+    from hairseg.data.ensure import dvc_dir_hash
+    from hairseg.data.manifest import MANIFEST_NAME
+    from hairseg.data.pseudo_label import UNAVAILABLE_NAME
+    from hairseg.train import load_split
+
+    if not cfg.data:
+        return PseudoSet("", note="off (train.pseudo.data is empty)")
+    folder = Path(cfg.data)
+    if not (folder / MANIFEST_NAME).is_file():
+        why = folder / UNAVAILABLE_NAME
+        reason = (
+            json.loads(why.read_text()).get("reason", "")
+            if why.is_file()
+            else f"{folder} is not a dataset"
+        )
+        note = f"unavailable: {reason}"
+        log.warning("train.pseudo: %s; fine-tuning on synthetic data only", note)
+        return PseudoSet(cfg.data, note=note)
+    split = load_split(folder, "train", size)
+    return PseudoSet(cfg.data, split, dvc_dir_hash(folder)[0], f"{len(split)} images")
+
+
+def _fit_on_pseudo(
+    model: Any,
+    pseudo: Split,
+    train_split: Split,
+    val_split: Split,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    checkpoints: Path,
+    init_source: str,
+    on_epoch: Any,
+) -> tuple[Any, Any]:
+    """The second phase: synthetic train + ``repeat`` x pseudo, from the first phase's
+    weights, at ``train.pseudo.lr`` for ``train.pseudo.epochs`` (the best epoch on the
+    synthetic val split is kept)."""
+    from hairseg.train import Split, fit
+
+    p = train_cfg.pseudo
+    cfg = dataclasses.replace(train_cfg, epochs=p.epochs, patience=p.epochs, lr=p.lr)
+    log.info("fine-tuning on %d pseudo-labelled images x %d", len(pseudo), p.repeat)
+    return fit(
+        Split.concat(train_split, *([pseudo] * p.repeat)),
+        val_split,
+        model_cfg,
+        cfg,
+        checkpoint_dir=checkpoints / "pseudo",
+        init_state=model.state_dict(),
+        init_source=f"{init_source} + synthetic epochs",
+        on_epoch=on_epoch,
+    )
 
 
 @dataclass
@@ -535,6 +636,7 @@ def register_stage(
         data_dir=data_dir,
         dvc_file=data_dvc,
         commit=git_commit,
+        pseudo_data_md5=run_info.get("pseudo_data_md5", "none"),
         extra=extra_lineage,
     )
     result = registry.register_model(
