@@ -95,10 +95,22 @@ def test_versions_are_bounded(root: Path) -> None:
         assert spec["source"].startswith("hashicorp/"), (
             f"{root.name}: {name} source {spec['source']}"
         )
+        if root.parent == ENVS:
+            # An env names the providers it configures; the bounds live once, in the
+            # modules that use them, and Terraform applies them to the whole configuration.
+            assert "version" not in spec, f"{root.name}: {name} bounds belong in its module"
+            bounded_by = [m for m in env_modules(root) if name in required_providers(m)]
+            assert bounded_by, f"{root.name}: no module it calls bounds provider {name}"
+            continue
         version = spec.get("version", "")
         assert ">=" in version and "<" in version.replace(">=", ""), (
             f"{root.name}: provider {name} needs '>= x, < y', got {version!r}"
         )
+
+
+def env_modules(env: Path) -> list[Path]:
+    """The module folders an env root calls."""
+    return [(env / one(m["source"])).resolve() for m in named_blocks(env, "module").values()]
 
 
 def test_provider_sets_per_module() -> None:
