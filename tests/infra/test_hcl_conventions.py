@@ -255,7 +255,21 @@ def test_helm_charts_are_pinned_by_variables() -> None:
 def test_kserve_runs_serverless_and_device_plugin_tolerates_gpu_taint() -> None:
     releases = resources(MODULES / "ml-platform", "helm_release")
     assert re.search(r"deploymentMode\W+Serverless", str(releases["kserve"]["values"]))
-    assert "var.gpu_tolerations" in str(releases["nvidia_device_plugin"]["values"])
+    assert "var.cluster.gpu_tolerations" in str(releases["nvidia_device_plugin"]["values"])
+
+
+def object_attributes(type_expr: str) -> set[str]:
+    """The top-level attribute names of an ``object({...})`` type as python-hcl2 prints it."""
+    names, depth = set(), 0
+    for match in re.finditer(r"[({]|[)}]|'(\w+)': ", type_expr):
+        token = match.group(0)
+        if token in "({":
+            depth += 1
+        elif token in ")}":
+            depth -= 1
+        elif depth == 3:  # inside ${, object( and its {
+            names.add(match.group(1))
+    return names
 
 
 @pytest.mark.parametrize("env", sorted(ENVS.iterdir()), ids=lambda p: p.name)
@@ -270,6 +284,12 @@ def test_env_wiring_matches_module_interfaces(env: Path) -> None:
     platform_args = {k: one(v) for k, v in modules["platform"].items() if not k.startswith("__")}
     referenced = set(re.findall(r"module\.cluster\.(\w+)", str(parse_dir(env))))
     assert referenced <= cluster_outputs, f"unknown cluster outputs: {referenced - cluster_outputs}"
+    # The platform takes the cluster module whole; every attribute its `cluster` object
+    # type names must be a cluster output (Terraform drops the outputs it does not name).
+    assert platform_args["cluster"] == "${module.cluster}"
+    wanted = object_attributes(one(platform_vars["cluster"]["type"]))
+    assert {"cloud", "gpu_tolerations", "mlflow_database_password"} <= wanted
+    assert wanted <= cluster_outputs, f"platform wants cluster outputs {wanted - cluster_outputs}"
 
     required = {name for name, body in platform_vars.items() if "default" not in body}
     assert required <= set(platform_args), (
