@@ -34,7 +34,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.config import require
 
 __all__ = [
     "Face",
@@ -92,9 +92,7 @@ class PriorsConfig:
             (self.person_dilate >= 0, "person_dilate must be >= 0"),
             (self.no_face in ("keep", "suppress"), "no_face must be keep or suppress"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HairsegError(f"params priors: {message}", exit_code=EXIT_USAGE)
+        require((ok, f"params priors: {message}") for ok, message in checks)
 
     @property
     def active(self) -> bool:
