@@ -34,6 +34,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from hairseg.closing import Closing
 from hairseg.config import require
 
 __all__ = [
@@ -203,7 +204,7 @@ class _Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-class Priors:
+class Priors(Closing):
     """The MediaPipe models behind the priors, opened on first use.
 
     ``maps(images, size)`` returns one ``(size, size)`` prior per image (``None`` where no
@@ -279,12 +280,6 @@ class Priors:
                     if model is not None:
                         model.close()
             self._loaded = _Loaded(notes=["closed"]) if self._loaded is not None else None
-
-    def __enter__(self) -> Priors:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     # -- inference ---------------------------------------------------------------------
 
