@@ -237,8 +237,11 @@ def test_no_open_world_defaults(root: Path) -> None:
 
 
 def test_helm_charts_are_pinned_by_variables() -> None:
+    """Every chart's version comes from the one ``versions`` object, whose defaults pin it."""
     platform = MODULES / "ml-platform"
-    variables = named_blocks(platform, "variable")
+    versions_type = one(named_blocks(platform, "variable")["versions"]["type"])
+    pinned = dict(re.findall(r"'(\w+)': '\$\{optional\(string,\s*\"([^\"]+)\"\)\}'", versions_type))
+    assert len(pinned) == len(object_attributes(versions_type)), versions_type
     releases = resources(platform, "helm_release")
     assert {"cert_manager", "knative_operator", "kserve_crd", "kserve", "mlflow", "redis"} <= set(
         releases
@@ -247,9 +250,12 @@ def test_helm_charts_are_pinned_by_variables() -> None:
         if one(body["chart"]).startswith("${path.module}"):
             continue  # the local KnativeServing wrapper chart
         version = one(body.get("version", ""))
-        match = re.fullmatch(r"\$\{var\.(\w+)\}", version)
-        assert match, f"helm_release.{name} must take its version from a variable, got {version!r}"
-        assert re.match(r"v?\d+\.\d+\.\d+$", one(variables[match.group(1)]["default"]))
+        match = re.fullmatch(r"\$\{var\.versions\.(\w+)\}", version)
+        assert match, (
+            f"helm_release.{name} must take its version from var.versions, got {version!r}"
+        )
+        assert re.match(r"v?\d+\.\d+\.\d+$", pinned[match.group(1)])
+    assert re.match(r"2\.\d+\.\d+$", pinned["kubeflow_pipelines"])
 
 
 def test_kserve_runs_serverless_and_device_plugin_tolerates_gpu_taint() -> None:

@@ -49,7 +49,7 @@ resource "helm_release" "nvidia_device_plugin" {
   name             = "nvidia-device-plugin"
   repository       = "https://nvidia.github.io/k8s-device-plugin"
   chart            = "nvidia-device-plugin"
-  version          = var.nvidia_device_plugin_version
+  version          = var.versions.nvidia_device_plugin
   namespace        = "nvidia-device-plugin"
   create_namespace = true
   values = [yamlencode({
@@ -63,7 +63,7 @@ resource "helm_release" "cluster_autoscaler" {
   name       = "cluster-autoscaler"
   repository = "https://kubernetes.github.io/autoscaler"
   chart      = "cluster-autoscaler"
-  version    = var.cluster_autoscaler_chart_version
+  version    = var.versions.cluster_autoscaler
   namespace  = "kube-system"
   values = [yamlencode({
     cloudProvider = var.cluster.cluster_autoscaler.cloud_provider
@@ -92,7 +92,7 @@ resource "helm_release" "cert_manager" {
   name             = "cert-manager"
   repository       = "https://charts.jetstack.io"
   chart            = "cert-manager"
-  version          = var.cert_manager_version
+  version          = var.versions.cert_manager
   namespace        = "cert-manager"
   create_namespace = true
   wait             = true
@@ -110,7 +110,7 @@ resource "helm_release" "knative_operator" {
   name             = "knative-operator"
   repository       = "https://knative.github.io/operator"
   chart            = "knative-operator"
-  version          = var.knative_operator_version
+  version          = var.versions.knative_operator
   namespace        = "knative-operator"
   create_namespace = true
   wait             = true
@@ -122,7 +122,7 @@ resource "helm_release" "knative_serving" {
   namespace        = "knative-serving"
   create_namespace = true
   values = [yamlencode({
-    version                   = var.knative_serving_version
+    version                   = var.versions.knative_serving
     domain                    = var.serving_domain
     ingressServiceAnnotations = var.ingress_service_annotations
     systemNodeSelector        = var.cluster.system_node_selector
@@ -136,7 +136,7 @@ resource "helm_release" "kserve_crd" {
   name             = "kserve-crd"
   repository       = "oci://ghcr.io/kserve/charts"
   chart            = "kserve-crd"
-  version          = var.kserve_version
+  version          = var.versions.kserve
   namespace        = "kserve"
   create_namespace = true
 }
@@ -145,7 +145,7 @@ resource "helm_release" "kserve" {
   name       = "kserve"
   repository = "oci://ghcr.io/kserve/charts"
   chart      = "kserve"
-  version    = var.kserve_version
+  version    = var.versions.kserve
   namespace  = "kserve"
   wait       = true
   values = [yamlencode({
@@ -204,7 +204,7 @@ resource "helm_release" "mlflow" {
   name       = "mlflow"
   repository = "https://community-charts.github.io/helm-charts"
   chart      = "mlflow"
-  version    = var.mlflow_chart_version
+  version    = var.versions.mlflow_chart
   namespace  = kubernetes_namespace_v1.mlflow.metadata[0].name
   values = [yamlencode({
     serviceAccount = {
@@ -248,7 +248,7 @@ resource "helm_release" "redis" {
   name       = "redis"
   repository = "oci://registry-1.docker.io/bitnamicharts"
   chart      = "redis"
-  version    = var.redis_chart_version
+  version    = var.versions.redis_chart
   namespace  = kubernetes_namespace_v1.feast.metadata[0].name
   values = [yamlencode({
     architecture = "standalone"
@@ -277,10 +277,10 @@ resource "helm_release" "redis" {
 resource "terraform_data" "kubeflow_pipelines" {
   count = var.install_kubeflow_pipelines ? 1 : 0
 
-  triggers_replace = [var.kfp_version, var.cluster.cluster_endpoint]
+  triggers_replace = [var.versions.kubeflow_pipelines, var.cluster.cluster_endpoint]
   input = {
     kubeconfig = local.kubeconfig
-    version    = var.kfp_version
+    version    = var.versions.kubeflow_pipelines
   }
 
   provisioner "local-exec" {

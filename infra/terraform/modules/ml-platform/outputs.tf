@@ -59,14 +59,9 @@ output "feast_online_store" {
 
 output "installed_versions" {
   description = "Pinned versions of everything this module installed."
-  value = {
-    cert_manager         = var.cert_manager_version
-    knative_operator     = var.knative_operator_version
-    knative_serving      = var.knative_serving_version
-    kserve               = var.kserve_version
-    kubeflow_pipelines   = var.install_kubeflow_pipelines ? var.kfp_version : "not installed"
-    mlflow_chart         = var.mlflow_chart_version
-    redis_chart          = var.redis_chart_version
-    nvidia_device_plugin = var.cluster.gpu_device_plugin_required ? var.nvidia_device_plugin_version : "managed by the cloud"
-  }
+  value = merge(var.versions, {
+    kubeflow_pipelines   = var.install_kubeflow_pipelines ? var.versions.kubeflow_pipelines : "not installed"
+    nvidia_device_plugin = var.cluster.gpu_device_plugin_required ? var.versions.nvidia_device_plugin : "managed by the cloud"
+    cluster_autoscaler   = var.cluster.cluster_autoscaler.enabled ? var.versions.cluster_autoscaler : "managed by the cloud"
+  })
 }

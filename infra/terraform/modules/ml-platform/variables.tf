@@ -98,67 +98,29 @@ variable "redis_persistence_size" {
 
 # --- pinned versions ---------------------------------------------------------
 
-variable "cert_manager_version" {
-  type        = string
-  description = "jetstack/cert-manager chart version."
-  default     = "v1.16.3"
-}
-
-variable "knative_operator_version" {
-  type        = string
-  description = "knative-operator chart version (https://knative.github.io/operator)."
-  default     = "v1.16.0"
-}
-
-variable "knative_serving_version" {
-  type        = string
-  description = "Knative Serving version the operator installs (major.minor, within 3 minors of the operator)."
-  default     = "1.16"
-}
-
-variable "kserve_version" {
-  type        = string
-  description = "KServe chart version of oci://ghcr.io/kserve/charts/kserve-crd and kserve."
-  default     = "v0.15.2"
-}
-
-variable "kfp_version" {
-  type        = string
-  description = "Kubeflow Pipelines release (git tag of kubeflow/pipelines) applied with kubectl apply -k."
-  default     = "2.4.1"
+variable "versions" {
+  type = object({
+    cert_manager         = optional(string, "v1.16.3") # jetstack/cert-manager chart
+    knative_operator     = optional(string, "v1.16.0") # knative-operator chart (https://knative.github.io/operator)
+    knative_serving      = optional(string, "1.16")    # Knative Serving the operator installs (major.minor, within 3 minors of the operator)
+    kserve               = optional(string, "v0.15.2") # oci://ghcr.io/kserve/charts/kserve-crd and kserve
+    kubeflow_pipelines   = optional(string, "2.4.1")   # git tag of kubeflow/pipelines, applied with kubectl apply -k
+    mlflow_chart         = optional(string, "1.12.0")  # community-charts/mlflow
+    redis_chart          = optional(string, "20.6.3")  # bitnami redis (oci://registry-1.docker.io/bitnamicharts)
+    nvidia_device_plugin = optional(string, "0.17.0")  # NVIDIA k8s-device-plugin chart
+    cluster_autoscaler   = optional(string, "9.45.0")  # kubernetes/autoscaler cluster-autoscaler chart (match the Kubernetes minor)
+  })
+  description = "Pinned versions of what the module installs; set only the ones to change, e.g. versions = { kserve = \"v0.15.2\" }. The output installed_versions reports them."
+  default     = {}
 
   validation {
-    condition     = can(regex("^2\\.[0-9]+\\.[0-9]+$", var.kfp_version))
-    error_message = "kfp_version must be a KFP 2.x release tag such as 2.4.1."
+    condition     = can(regex("^2\\.[0-9]+\\.[0-9]+$", var.versions.kubeflow_pipelines))
+    error_message = "versions.kubeflow_pipelines must be a KFP 2.x release tag such as 2.4.1."
   }
-}
-
-variable "mlflow_chart_version" {
-  type        = string
-  description = "community-charts/mlflow chart version."
-  default     = "1.12.0"
-}
-
-variable "redis_chart_version" {
-  type        = string
-  description = "bitnami redis chart version (oci://registry-1.docker.io/bitnamicharts)."
-  default     = "20.6.3"
 }
 
 variable "redis_image_repository" {
   type        = string
   description = "Redis image for the bitnami chart: bitnamilegacy/redis matches the pinned chart's tags; point it at your own mirror for patched builds."
   default     = "bitnamilegacy/redis"
-}
-
-variable "nvidia_device_plugin_version" {
-  type        = string
-  description = "NVIDIA k8s-device-plugin chart version."
-  default     = "0.17.0"
-}
-
-variable "cluster_autoscaler_chart_version" {
-  type        = string
-  description = "kubernetes/autoscaler cluster-autoscaler chart version (match it to the Kubernetes minor)."
-  default     = "9.45.0"
 }
