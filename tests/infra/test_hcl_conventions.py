@@ -290,6 +290,10 @@ def test_env_wiring_matches_module_interfaces(env: Path) -> None:
     platform_args = {k: one(v) for k, v in modules["platform"].items() if not k.startswith("__")}
     referenced = set(re.findall(r"module\.cluster\.(\w+)", str(parse_dir(env))))
     assert referenced <= cluster_outputs, f"unknown cluster outputs: {referenced - cluster_outputs}"
+    from_platform = set(re.findall(r"module\.platform\.(\w+)", str(parse_dir(env))))
+    platform_outputs = set(named_blocks(platform_source, "output"))
+    assert "gpu_scheduling" in from_platform
+    assert from_platform <= platform_outputs, f"unknown outputs {from_platform - platform_outputs}"
     # The platform takes the cluster module whole; every attribute its `cluster` object
     # type names must be a cluster output (Terraform drops the outputs it does not name).
     assert platform_args["cluster"] == "${module.cluster}"

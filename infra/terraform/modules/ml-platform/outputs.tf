@@ -65,3 +65,11 @@ output "installed_versions" {
     cluster_autoscaler   = var.cluster.cluster_autoscaler.enabled ? var.versions.cluster_autoscaler : "managed by the cloud"
   })
 }
+
+output "gpu_scheduling" {
+  description = "nodeSelector and tolerations a GPU pod needs (KFP GPU steps, KServe GPU predictors); the device plugin runs with them."
+  value = {
+    node_selector = var.cluster.gpu_node_selector
+    tolerations   = var.cluster.gpu_tolerations
+  }
+}
