@@ -178,7 +178,7 @@ def main() -> int:
         print(f"gpu_serve: no GPU to measure: {reason}", file=sys.stderr)
         return EXIT_NO_GPU
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    from serve_load import REPO, default_network, loadavg, section_start, write_docs
+    from serve_load import REPO, loadavg, model_to_serve, section_start, write_docs
 
     gpu_name = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader", "-i", "0"],
@@ -190,10 +190,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="hairseg-gpu-") as tmp_name:
             tmp = Path(tmp_name)
-            if args.model is None:
-                model, what, _ = default_network(tmp, args.variant)
-            else:
-                model, what = args.model, str(args.model)
+            model, what = model_to_serve(args.model, tmp, args.variant)
             model_rows = model_only(
                 model, [int(b) for b in args.batches.split(",")], args.model_seconds, gpu
             )

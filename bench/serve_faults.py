@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve_load import (  # bench/ is not a package: its folder is on sys.path
     REPO,
-    default_network,
     loadavg,
+    model_to_serve,
     percentile,
     request_for,
     section_start,
@@ -385,10 +385,7 @@ def main() -> int:
     load_before = loadavg()
     with tempfile.TemporaryDirectory(prefix="hairseg-faults-") as tmp_name:
         tmp = Path(tmp_name)
-        if args.model is None:
-            model, what, _ = default_network(tmp, args.variant)
-        else:
-            model, what = args.model, str(args.model)
+        model, what = model_to_serve(args.model, tmp, args.variant)
         if args.mode == "burst":
             lines, ok = burst(model, args, tmp)
         else:

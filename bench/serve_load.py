@@ -172,6 +172,15 @@ def default_network(out_dir: Path, variant: str) -> tuple[Path, str, list[Path]]
     return int8, what + ", int8 QDQ (synthetic calibration)", [fp32, int8]
 
 
+def model_to_serve(model: Path | None, out_dir: Path, variant: str) -> tuple[Path, str]:
+    """``--model`` when it is given, else :func:`default_network` exported into ``out_dir``:
+    the file to serve and what it is."""
+    if model is not None:
+        return model, str(model)
+    path, what, _ = default_network(out_dir, variant)
+    return path, what
+
+
 def model_only(path: Path, threads: int, repeats: int) -> dict[str, float]:
     from hairseg.inference import OnnxSegmenter
 

@@ -3,15 +3,14 @@ into shards, predict one shard, aggregate the shards' tables into one."""
 
 from typing import List  # noqa: UP035 - KFP reads the annotation: Input[List[Dataset]]
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
 
-from hairseg_components.image import BASE_IMAGE
+from hairseg_components.image import component
 
 __all__ = ["aggregate_predictions", "list_batch_inputs", "predict_shard"]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def list_batch_inputs(src: str, n_shards: int, listing: Output[Dataset]) -> list:
     """Every input under ``src`` (folder, glob or s3:// gs:// az:// URI) into ``listing``
     (JSON ``[{id, uri}]``, sorted); returns the shard specs ``["0/k", …]``, k = min(n_shards,
@@ -31,7 +30,7 @@ def list_batch_inputs(src: str, n_shards: int, listing: Output[Dataset]) -> list
     return [f"{i}/{count}" for i in range(count)]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def predict_shard(
     listing: Input[Dataset],
     shard: str,
@@ -69,7 +68,7 @@ def predict_shard(
     return summary.n_failed
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def aggregate_predictions(
     shards: Input[List[Dataset]],  # noqa: UP006
     results: Output[Dataset],

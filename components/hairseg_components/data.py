@@ -1,14 +1,13 @@
 """Data components: make the dataset (DVC stage ``data``) and validate it (stage ``validate``)."""
 
-from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 
-from hairseg_components.image import BASE_IMAGE
+from hairseg_components.image import component
 
 __all__ = ["generate_data", "validate_data"]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def generate_data(data_params: dict, dataset: Output[Dataset]) -> None:
     """Render the seeded demo dataset (``hairseg.data.generate.generate_dataset``) into a
     ``Dataset`` artifact whose path is the dataset folder (images/, masks/, manifest.parquet)."""
@@ -28,7 +27,7 @@ def generate_data(data_params: dict, dataset: Output[Dataset]) -> None:
     )
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def validate_data(
     dataset: Input[Dataset],
     data_params: dict,

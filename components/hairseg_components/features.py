@@ -1,14 +1,13 @@
 """Feature component: the Feast repo build (``hairseg features build``)."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
 
-from hairseg_components.image import BASE_IMAGE
+from hairseg_components.image import component
 
 __all__ = ["build_features"]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def build_features(
     image_stats: Input[Dataset],
     features_params: dict,

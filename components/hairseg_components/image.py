@@ -9,10 +9,12 @@ The registry is chosen at compile time (``hairseg pipeline compile --registry``)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from hairseg import __version__
 
-__all__ = ["BASE_IMAGE", "DEFAULT_REGISTRY", "image_ref"]
+__all__ = ["BASE_IMAGE", "DEFAULT_REGISTRY", "component", "image_ref"]
 
 DEFAULT_REGISTRY = "ghcr.io/hairseg/hairseg"
 
@@ -35,3 +37,13 @@ def image_ref(registry: str = DEFAULT_REGISTRY, version: str = __version__) -> s
 
 
 BASE_IMAGE = image_ref()
+
+
+def component(func: Callable[..., Any]) -> Any:
+    """``@dsl.component`` in :data:`BASE_IMAGE`, installing nothing at start: the one place
+    every hairseg component's image and packaging are set."""
+    from kfp import dsl
+
+    return dsl.component(
+        func, base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[]
+    )

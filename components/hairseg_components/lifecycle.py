@@ -7,15 +7,14 @@ orchestration (MLflow run, champion comparison, lineage, model card), so ``dvc r
 and the pipeline run the same code.
 """
 
-from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from hairseg_components.image import BASE_IMAGE
+from hairseg_components.image import component
 
 __all__ = ["evaluate_model", "gate_model", "quantize_model", "register_model", "train_model"]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def train_model(
     dataset: Input[Dataset],
     model_params: dict,
@@ -51,7 +50,7 @@ def train_model(
     )  # fmt: skip
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def quantize_model(
     dataset: Input[Dataset],
     model: Input[Model],
@@ -84,7 +83,7 @@ def quantize_model(
     )  # fmt: skip
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def evaluate_model(
     dataset: Input[Dataset],
     eval_slices: Input[Dataset],
@@ -119,7 +118,7 @@ def evaluate_model(
         log_metrics(eval_metrics, {"champion": result.champion})
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def gate_model(
     evaluation: Input[Artifact],
     train_files: Input[Artifact],
@@ -158,7 +157,7 @@ def gate_model(
     return result.passed
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def register_model(
     dataset: Input[Dataset],
     onnx_model: Input[Model],

@@ -1,14 +1,13 @@
 """Monitoring component: the drift check (``hairseg monitor drift``)."""
 
-from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 
-from hairseg_components.image import BASE_IMAGE
+from hairseg_components.image import component
 
 __all__ = ["drift_check"]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def drift_check(
     reference_stats: Input[Dataset],
     current_log: Input[Dataset],

@@ -1,14 +1,13 @@
 """Rollout component: canary rollout of the registered candidate (``hairseg rollout``)."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
-from hairseg_components.image import BASE_IMAGE
+from hairseg_components.image import component
 
 __all__ = ["canary_rollout"]
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False, packages_to_install=[])
+@component
 def canary_rollout(
     dataset: Input[Dataset],
     model_uri: str,

@@ -16,7 +16,7 @@ from hairseg_components.batch import aggregate_predictions, list_batch_inputs, p
 from kfp import dsl
 
 from hairseg_pipelines.training import CLUSTER_MLFLOW_URI
-from hairseg_pipelines.versioning import BATCH_PIPELINE, PIPELINE_VERSION
+from hairseg_pipelines.versioning import BATCH_PIPELINE, pipeline, section_defaults
 
 __all__ = ["PARALLELISM", "SECTIONS", "build_batch_pipeline"]
 
@@ -27,16 +27,12 @@ PARALLELISM = 4
 
 def build_batch_pipeline(params: Mapping[str, Any], *, image: str = BASE_IMAGE) -> Any:
     """The ``hairseg-batch`` pipeline with defaults from ``params`` (``params.yaml``)."""
-    d = {name: dict(params.get(name) or {}) for name in SECTIONS}
+    d = section_defaults(params, SECTIONS)
 
-    @dsl.pipeline(
-        name=BATCH_PIPELINE,
-        display_name=f"hairseg batch {PIPELINE_VERSION}",
-        description=(
-            f"hairseg {PIPELINE_VERSION}: batch prediction (hairseg predict) over a folder, "
-            f"glob or bucket, in n_shards shards, {PARALLELISM} at a time; one results table "
-            "and a summary."
-        ),
+    @pipeline(
+        BATCH_PIPELINE,
+        "batch prediction (hairseg predict) over a folder, glob or bucket, in n_shards "
+        f"shards, {PARALLELISM} at a time; one results table and a summary.",
     )
     def hairseg_batch(
         src: str,

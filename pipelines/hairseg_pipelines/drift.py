@@ -18,7 +18,7 @@ from kfp import dsl
 
 from hairseg_pipelines.training import SECTIONS as TRAINING_SECTIONS
 from hairseg_pipelines.training import build_training_pipeline
-from hairseg_pipelines.versioning import DRIFT_PIPELINE, PIPELINE_VERSION
+from hairseg_pipelines.versioning import DRIFT_PIPELINE, pipeline, section_defaults
 
 __all__ = ["SECTIONS", "build_drift_pipeline"]
 
@@ -27,18 +27,15 @@ SECTIONS = ("monitor", *TRAINING_SECTIONS)
 
 def build_drift_pipeline(params: Mapping[str, Any], *, image: str = BASE_IMAGE) -> Any:
     """The ``hairseg-drift`` pipeline with defaults from ``params`` (``params.yaml``)."""
-    d = {name: dict(params.get(name) or {}) for name in SECTIONS}
+    d = section_defaults(params, SECTIONS)
     training = build_training_pipeline(params, image=image)
     t = {name: spec.default for name, spec in training.component_spec.inputs.items()}
 
-    @dsl.pipeline(
-        name=DRIFT_PIPELINE,
-        display_name=f"hairseg drift {PIPELINE_VERSION}",
-        description=(
-            f"hairseg {PIPELINE_VERSION}: Evidently drift check of inference image statistics "
-            "against the training statistics (hairseg monitor drift); when they drifted, "
-            "the hairseg-training pipeline runs."
-        ),
+    @pipeline(
+        DRIFT_PIPELINE,
+        "Evidently drift check of inference image statistics against the training "
+        "statistics (hairseg monitor drift); when they drifted, the hairseg-training "
+        "pipeline runs.",
     )
     def hairseg_drift(
         reference_stats_uri: str,

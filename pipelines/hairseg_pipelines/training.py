@@ -27,7 +27,12 @@ from hairseg_components.rollout import canary_rollout
 from kfp import dsl, kubernetes
 
 from hairseg.gpu_nodes import GPU_RESOURCE, NODE_LABEL, TOLERATION
-from hairseg_pipelines.versioning import PIPELINE_VERSION, TRAINING_PIPELINE
+from hairseg_pipelines.versioning import (
+    PIPELINE_VERSION,
+    TRAINING_PIPELINE,
+    pipeline,
+    section_defaults,
+)
 
 __all__ = [
     "CLUSTER_FEAST_REPO",
@@ -75,17 +80,14 @@ def build_training_pipeline(
     rollout_backend: str = "kserve",
 ) -> Any:
     """The ``hairseg-training`` pipeline with defaults from ``params`` (``params.yaml``)."""
-    d = {name: dict(params.get(name) or {}) for name in SECTIONS}
+    d = section_defaults(params, SECTIONS)
 
     # KFP reads each parameter's default (a params.yaml section) from the signature.
-    @dsl.pipeline(
-        name=TRAINING_PIPELINE,
-        display_name=f"hairseg training {PIPELINE_VERSION}",
-        description=(
-            f"hairseg {PIPELINE_VERSION}: demo data -> validate (Great Expectations) -> Feast "
-            "features -> train (GPU) -> quantize (ONNX int8) -> evaluate -> gate -> (gate "
-            "passed) register in MLflow -> canary rollout. Same commands as `dvc repro`."
-        ),
+    @pipeline(
+        TRAINING_PIPELINE,
+        "demo data -> validate (Great Expectations) -> Feast features -> train (GPU) -> "
+        "quantize (ONNX int8) -> evaluate -> gate -> (gate passed) register in MLflow -> "
+        "canary rollout. Same commands as `dvc repro`.",
     )
     def hairseg_training(
         data_params: dict = d["data"],

@@ -4,7 +4,9 @@ the git commit names the version uploaded to KFP, so a run traces back to its co
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from hairseg import __version__
 
@@ -16,6 +18,8 @@ __all__ = [
     "TRAINING_PIPELINE",
     "compiled_path",
     "git_commit",
+    "pipeline",
+    "section_defaults",
     "upload_version_name",
 ]
 
@@ -24,6 +28,25 @@ TRAINING_PIPELINE = "hairseg-training"
 DRIFT_PIPELINE = "hairseg-drift"
 BATCH_PIPELINE = "hairseg-batch"
 COMPILED_DIR = Path("pipelines") / "compiled"
+
+
+def pipeline(name: str, description: str) -> Callable[[Callable[..., Any]], Any]:
+    """``@dsl.pipeline`` named ``name`` (``hairseg-<kind>``), shown as ``hairseg <kind>
+    <version>``, its description prefixed with ``hairseg <version>: ``."""
+    from kfp import dsl
+
+    kind = name.removeprefix("hairseg-")
+    return dsl.pipeline(
+        name=name,
+        display_name=f"hairseg {kind} {PIPELINE_VERSION}",
+        description=f"hairseg {PIPELINE_VERSION}: {description}",
+    )
+
+
+def section_defaults(params: Mapping[str, Any], sections: tuple[str, ...]) -> dict[str, dict]:
+    """Each ``params.yaml`` section named in ``sections`` as a plain dict (``{}`` when
+    absent): KFP reads each parameter's default from the pipeline's signature."""
+    return {name: dict(params.get(name) or {}) for name in sections}
 
 
 def compiled_path(name: str, root: str | Path = ".", version: str = PIPELINE_VERSION) -> Path:

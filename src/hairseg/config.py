@@ -10,15 +10,15 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from hairseg.errors import HairsegError
+from hairseg.errors import EXIT_USAGE, HairsegError
 
-__all__ = ["from_mapping", "load_params", "section"]
+__all__ = ["from_mapping", "load_params", "require", "section"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,14 @@ def section(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
     if not isinstance(raw, Mapping):
         raise HairsegError(f"params section '{name}' must be a mapping, got {type(raw).__name__}")
     return from_mapping(cls, raw, where=name)
+
+
+def require(checks: Iterable[tuple[bool, str]]) -> None:
+    """The ``__post_init__`` check of a params dataclass: a usage error (exit 2) with the
+    message of the first ``(ok, message)`` whose ``ok`` is false."""
+    for ok, message in checks:
+        if not ok:
+            raise HairsegError(message, exit_code=EXIT_USAGE)
 
 
 def from_mapping(cls: type[T], raw: Mapping[str, Any], *, where: str = "") -> T:

@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hairseg import imaging
+from hairseg.closing import Closing
 from hairseg.data.manifest import SLICE_COLUMNS, read_manifest
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.inference import OnnxSegmenter
@@ -502,7 +503,7 @@ def apply_person_filter(hair: np.ndarray, person: np.ndarray, dilate_px: int) ->
     return np.where((hair > 127) & (grown > 127), 255, 0).astype(np.uint8)
 
 
-class SelfieSegmenter:
+class SelfieSegmenter(Closing):
     """Person (or hair) masks from a MediaPipe Tasks ``ImageSegmenter`` model file.
 
     Works for the selfie segmenter (a person-confidence mask) and the hair segmenter
@@ -542,9 +543,3 @@ class SelfieSegmenter:
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
-
-    def __enter__(self) -> SelfieSegmenter:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

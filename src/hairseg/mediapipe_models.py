@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hairseg.closing import Closing
 from hairseg.errors import EXIT_USAGE, HairsegError
 
 __all__ = [
@@ -338,7 +339,7 @@ def fetch_official(
     return written
 
 
-class FaceDetector:
+class FaceDetector(Closing):
     """Counts faces with the MediaPipe Tasks face detector (BlazeFace short range).
 
     Use as a context manager (or call :meth:`close`): MediaPipe's own finaliser fails at
@@ -379,9 +380,3 @@ class FaceDetector:
         if self._detector is not None:
             self._detector.close()
             self._detector = None
-
-    def __enter__(self) -> FaceDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

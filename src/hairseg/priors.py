@@ -34,7 +34,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from hairseg.errors import EXIT_USAGE, HairsegError
+from hairseg.closing import Closing
+from hairseg.config import require
 
 __all__ = [
     "Face",
@@ -92,9 +93,7 @@ class PriorsConfig:
             (self.person_dilate >= 0, "person_dilate must be >= 0"),
             (self.no_face in ("keep", "suppress"), "no_face must be keep or suppress"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise HairsegError(f"params priors: {message}", exit_code=EXIT_USAGE)
+        require((ok, f"params priors: {message}") for ok, message in checks)
 
     @property
     def active(self) -> bool:
@@ -205,7 +204,7 @@ class _Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-class Priors:
+class Priors(Closing):
     """The MediaPipe models behind the priors, opened on first use.
 
     ``maps(images, size)`` returns one ``(size, size)`` prior per image (``None`` where no
@@ -281,12 +280,6 @@ class Priors:
                     if model is not None:
                         model.close()
             self._loaded = _Loaded(notes=["closed"]) if self._loaded is not None else None
-
-    def __enter__(self) -> Priors:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     # -- inference ---------------------------------------------------------------------
 

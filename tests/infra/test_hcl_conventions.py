@@ -95,10 +95,22 @@ def test_versions_are_bounded(root: Path) -> None:
         assert spec["source"].startswith("hashicorp/"), (
             f"{root.name}: {name} source {spec['source']}"
         )
+        if root.parent == ENVS:
+            # An env names the providers it configures; the bounds live once, in the
+            # modules that use them, and Terraform applies them to the whole configuration.
+            assert "version" not in spec, f"{root.name}: {name} bounds belong in its module"
+            bounded_by = [m for m in env_modules(root) if name in required_providers(m)]
+            assert bounded_by, f"{root.name}: no module it calls bounds provider {name}"
+            continue
         version = spec.get("version", "")
         assert ">=" in version and "<" in version.replace(">=", ""), (
             f"{root.name}: provider {name} needs '>= x, < y', got {version!r}"
         )
+
+
+def env_modules(env: Path) -> list[Path]:
+    """The module folders an env root calls."""
+    return [(env / one(m["source"])).resolve() for m in named_blocks(env, "module").values()]
 
 
 def test_provider_sets_per_module() -> None:
@@ -225,8 +237,11 @@ def test_no_open_world_defaults(root: Path) -> None:
 
 
 def test_helm_charts_are_pinned_by_variables() -> None:
+    """Every chart's version comes from the one ``versions`` object, whose defaults pin it."""
     platform = MODULES / "ml-platform"
-    variables = named_blocks(platform, "variable")
+    versions_type = one(named_blocks(platform, "variable")["versions"]["type"])
+    pinned = dict(re.findall(r"'(\w+)': '\$\{optional\(string,\s*\"([^\"]+)\"\)\}'", versions_type))
+    assert len(pinned) == len(object_attributes(versions_type)), versions_type
     releases = resources(platform, "helm_release")
     assert {"cert_manager", "knative_operator", "kserve_crd", "kserve", "mlflow", "redis"} <= set(
         releases
@@ -235,15 +250,32 @@ def test_helm_charts_are_pinned_by_variables() -> None:
         if one(body["chart"]).startswith("${path.module}"):
             continue  # the local KnativeServing wrapper chart
         version = one(body.get("version", ""))
-        match = re.fullmatch(r"\$\{var\.(\w+)\}", version)
-        assert match, f"helm_release.{name} must take its version from a variable, got {version!r}"
-        assert re.match(r"v?\d+\.\d+\.\d+$", one(variables[match.group(1)]["default"]))
+        match = re.fullmatch(r"\$\{var\.versions\.(\w+)\}", version)
+        assert match, (
+            f"helm_release.{name} must take its version from var.versions, got {version!r}"
+        )
+        assert re.match(r"v?\d+\.\d+\.\d+$", pinned[match.group(1)])
+    assert re.match(r"2\.\d+\.\d+$", pinned["kubeflow_pipelines"])
 
 
 def test_kserve_runs_serverless_and_device_plugin_tolerates_gpu_taint() -> None:
     releases = resources(MODULES / "ml-platform", "helm_release")
     assert re.search(r"deploymentMode\W+Serverless", str(releases["kserve"]["values"]))
-    assert "var.gpu_tolerations" in str(releases["nvidia_device_plugin"]["values"])
+    assert "var.cluster.gpu_tolerations" in str(releases["nvidia_device_plugin"]["values"])
+
+
+def object_attributes(type_expr: str) -> set[str]:
+    """The top-level attribute names of an ``object({...})`` type as python-hcl2 prints it."""
+    names, depth = set(), 0
+    for match in re.finditer(r"[({]|[)}]|'(\w+)': ", type_expr):
+        token = match.group(0)
+        if token in "({":
+            depth += 1
+        elif token in ")}":
+            depth -= 1
+        elif depth == 3:  # inside ${, object( and its {
+            names.add(match.group(1))
+    return names
 
 
 @pytest.mark.parametrize("env", sorted(ENVS.iterdir()), ids=lambda p: p.name)
@@ -258,6 +290,16 @@ def test_env_wiring_matches_module_interfaces(env: Path) -> None:
     platform_args = {k: one(v) for k, v in modules["platform"].items() if not k.startswith("__")}
     referenced = set(re.findall(r"module\.cluster\.(\w+)", str(parse_dir(env))))
     assert referenced <= cluster_outputs, f"unknown cluster outputs: {referenced - cluster_outputs}"
+    from_platform = set(re.findall(r"module\.platform\.(\w+)", str(parse_dir(env))))
+    platform_outputs = set(named_blocks(platform_source, "output"))
+    assert "gpu_scheduling" in from_platform
+    assert from_platform <= platform_outputs, f"unknown outputs {from_platform - platform_outputs}"
+    # The platform takes the cluster module whole; every attribute its `cluster` object
+    # type names must be a cluster output (Terraform drops the outputs it does not name).
+    assert platform_args["cluster"] == "${module.cluster}"
+    wanted = object_attributes(one(platform_vars["cluster"]["type"]))
+    assert {"cloud", "gpu_tolerations", "mlflow_database_password"} <= wanted
+    assert wanted <= cluster_outputs, f"platform wants cluster outputs {wanted - cluster_outputs}"
 
     required = {name for name, body in platform_vars.items() if "default" not in body}
     assert required <= set(platform_args), (

@@ -93,19 +93,19 @@ def generate(
 
 @data.command()
 @params_option
-@click.option(
+@path_option(
     "--dvc-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="data.dvc",
-    show_default=True,
+    "dvc_file",
+    "data.dvc",
     help="the `dvc add` file naming the dataset and its hash",
+    kind="file",
 )
-@click.option(
+@path_option(
     "--provenance",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="artifacts/data_provenance.json",
-    show_default=True,
+    "provenance",
+    "artifacts/data_provenance.json",
     help="where to record how the data was obtained",
+    kind="file",
 )
 @click.option(
     "--no-remote", is_flag=True, help="do not try `dvc pull` even if a remote is configured"
@@ -186,34 +186,33 @@ def import_(
 @data.command()
 @click.argument("dataset", type=click.Path(path_type=Path, file_okay=False), default="data")
 @params_option
-@click.option(
+@path_option(
     "--reports",
     "reports_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="reports/validation",
-    show_default=True,
+    "reports/validation",
     help="result.json and GX Data Docs go here",
+    kind="dir",
 )
-@click.option(
+@path_option(
     "--stats-out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="artifacts/image_stats.parquet",
-    show_default=True,
+    "stats_out",
+    "artifacts/image_stats.parquet",
     help="the per-image statistics table (Feast image_stats_v1 source)",
+    kind="file",
 )
-@click.option(
+@path_option(
     "--metrics-out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="metrics/validation.json",
-    show_default=True,
+    "metrics_out",
+    "metrics/validation.json",
     help="summary numbers for `dvc metrics`",
+    kind="file",
 )
-@click.option(
+@path_option(
     "--models-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=".hairseg/models/mediapipe",
-    show_default=True,
+    "models_dir",
+    ".hairseg/models/mediapipe",
     help="where `hairseg models fetch` put the MediaPipe models",
+    kind="dir",
 )
 @click.option("--no-faces", is_flag=True, help="skip MediaPipe face counting")
 @click.pass_context
@@ -259,13 +258,7 @@ def validate(
 
 @data.command()
 @click.argument("dataset", type=click.Path(path_type=Path, file_okay=False), default="data")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default="reports/data_contact_sheet.png",
-    show_default=True,
-    help="PNG to write",
-)
+@path_option("--out", "out", "reports/data_contact_sheet.png", help="PNG to write", kind="file")
 @click.option(
     "--count",
     type=click.IntRange(min=1),
@@ -286,11 +279,12 @@ def teacher_options(command):
     teacher's options, shared by ``data pseudo-label`` and ``predict --teacher``."""
     for option in reversed(
         [
-            click.option(
+            path_option(
                 "--models-dir",
-                type=click.Path(path_type=Path, file_okay=False),
-                default=None,
+                "models_dir",
+                None,
                 help="MediaPipe models [params priors.models_dir: .hairseg/models/mediapipe]",
+                kind="dir",
             ),
             click.option(
                 "--split",
@@ -318,11 +312,12 @@ def teacher_options(command):
 @click.argument("src", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @params_option
-@click.option(
+@path_option(
     "--model",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
+    "model",
+    None,
     help="an ONNX model whose fused masks join the teacher (its disagreements lower confidence)",
+    kind="file",
 )
 @teacher_options
 @click.option("--overwrite", is_flag=True, help="replace DEST if it is not empty")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from hairseg.cli.options import params_option
+from hairseg.cli.options import params_option, path_option
 from hairseg.config import load_params, section
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.features.store import FeaturesConfig
@@ -18,24 +18,19 @@ from hairseg.features.store import FeaturesConfig
 __all__ = ["features"]
 
 PARAMS = params_option(help="params.yaml with a 'features' section.", dest="params_file")
-REPO = click.option(
-    "--repo",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Feast repo folder [default: params features.repo].",
+REPO = path_option(
+    "--repo", "repo", None, help="Feast repo folder [default: params features.repo]."
 )
-CONFIG = click.option(
+CONFIG = path_option(
     "--config",
     "config_file",
-    type=click.Path(path_type=Path),
-    default=None,
+    None,
     help="Feast config file [default: REPO/feature_store.yaml], e.g. feature_store.cluster.yaml.",
 )
-IMAGE_STATS = click.option(
+IMAGE_STATS = path_option(
     "--image-stats",
-    type=click.Path(path_type=Path),
-    default="artifacts/image_stats.parquet",
-    show_default=True,
+    "image_stats",
+    "artifacts/image_stats.parquet",
     help="Image statistics; its (image_id, event_timestamp) rows drive the point-in-time read.",
 )
 
@@ -67,12 +62,7 @@ def features() -> None:
 
 @features.command("demo-customers")
 @PARAMS
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Output parquet [default: REPO/data/customers.parquet].",
-)
+@path_option("--out", "out", None, help="Output parquet [default: REPO/data/customers.parquet].")
 @click.option("--n", "n", type=int, default=None, help="Number of customers [params].")
 @click.option("--seed", type=int, default=None, help="Seed [params features.seed].")
 def demo_customers_cmd(
@@ -130,12 +120,7 @@ def materialize_cmd(
 @REPO
 @CONFIG
 @IMAGE_STATS
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default="artifacts/eval_slices.parquet",
-    show_default=True,
-)
+@path_option("--out", "out", "artifacts/eval_slices.parquet")
 def eval_slices_cmd(
     params_file: Path, repo: Path | None, config_file: Path | None, image_stats: Path, out: Path
 ) -> None:
@@ -151,20 +136,8 @@ def eval_slices_cmd(
 @REPO
 @CONFIG
 @IMAGE_STATS
-@click.option(
-    "--slices",
-    "slices_out",
-    type=click.Path(path_type=Path),
-    default="artifacts/eval_slices.parquet",
-    show_default=True,
-)
-@click.option(
-    "--summary",
-    "summary_out",
-    type=click.Path(path_type=Path),
-    default="artifacts/features_summary.json",
-    show_default=True,
-)
+@path_option("--slices", "slices_out", "artifacts/eval_slices.parquet")
+@path_option("--summary", "summary_out", "artifacts/features_summary.json")
 def build_cmd(
     params_file: Path,
     repo: Path | None,
@@ -212,12 +185,10 @@ def online_cmd(
 @PARAMS
 @REPO
 @CONFIG
-@click.option(
+@path_option(
     "--log",
     "log_dir",
-    type=click.Path(path_type=Path),
-    default=".hairseg/inference_log",
-    show_default=True,
+    ".hairseg/inference_log",
     help="Inference log folder written by the predictor.",
 )
 def push_log_cmd(

@@ -2,7 +2,8 @@
 lifecycle stages (:mod:`hairseg.stages.lifecycle`).
 
 Each command parses its options, builds the typed configs from ``params.yaml``, calls
-its stage and prints one summary line; ``dvc repro`` runs these commands.
+its stage and prints one summary line; ``dvc repro`` runs these commands. The path
+options are named as the stage's parameters and reach it unchanged (``**paths``).
 """
 
 from __future__ import annotations
@@ -51,44 +52,26 @@ def _model_dir_option():
     help="Resumable checkpoints (an interrupted run continues from its last epoch).",
 )
 @click.option(
-    "--init",
-    "init_override",
-    default=None,
-    help="Override train.init: champion, scratch or a models:/ URI.",
+    "--init", default=None, help="Override train.init: champion, scratch or a models:/ URI."
 )
 @params_option()
 @tracking_option()
-def train(
-    data_dir: Path,
-    out_dir: Path,
-    metrics_path: Path,
-    plot_path: Path,
-    run_info_path: Path,
-    checkpoints: Path,
-    init_override: str | None,
-    params_path: Path,
-    tracking_uri: str | None,
-) -> None:
+def train(init: str | None, params_path: Path, tracking_uri: str | None, **paths: Path) -> None:
     """Fine-tune the segmentation network on DATA's train split (early stopping on val)."""
     from hairseg.stages.lifecycle import train_stage
 
     model_cfg, train_cfg = _configs(params_path, "model", "train")
     result = train_stage(
-        data_dir,
-        out_dir,
         model_cfg=model_cfg,
         train_cfg=train_cfg,
         tracking_uri=resolve_tracking_uri(tracking_uri),
-        metrics_path=metrics_path,
-        plot_path=plot_path,
-        run_info_path=run_info_path,
-        checkpoints=checkpoints,
-        init=init_override,
+        init=init,
+        **paths,
     )
     s = result.summary
     click.echo(
         f"trained {result.arch} ({result.init_source}): best val IoU {s['best_val_iou']:.4f} "
-        f"at epoch {s['best_epoch']}, {s['seconds']:.0f} s -> {out_dir}"
+        f"at epoch {s['best_epoch']}, {s['seconds']:.0f} s -> {paths['out_dir']}"
     )
 
 
@@ -97,18 +80,12 @@ def train(
 @_model_dir_option()
 @path_option("--metrics", "metrics_path", "metrics/quantize.json")
 @params_option()
-def quantize(data_dir: Path, model_dir: Path, metrics_path: Path, params_path: Path) -> None:
+def quantize(params_path: Path, **paths: Path) -> None:
     """Export MODEL_DIR/weights.pt to ONNX (fp32) and int8; pick the one to ship."""
     from hairseg.stages.lifecycle import quantize_stage
 
     train_cfg, quantize_cfg = _configs(params_path, "train", "quantize")
-    result = quantize_stage(
-        data_dir,
-        model_dir,
-        train_cfg=train_cfg,
-        quantize_cfg=quantize_cfg,
-        metrics_path=metrics_path,
-    )
+    result = quantize_stage(train_cfg=train_cfg, quantize_cfg=quantize_cfg, **paths)
     click.echo(f"shipping {result.variant}: {result.reason}")
 
 
@@ -135,36 +112,17 @@ def quantize(data_dir: Path, model_dir: Path, metrics_path: Path, params_path: P
 )
 @params_option()
 @tracking_option()
-def evaluate(
-    data_dir: Path,
-    model_dir: Path,
-    metrics_path: Path,
-    plots_dir: Path,
-    per_image_path: Path,
-    gallery_dir: Path,
-    champion: bool,
-    mediapipe_dir: Path,
-    slices_path: Path | None,
-    params_path: Path,
-    tracking_uri: str | None,
-) -> None:
+def evaluate(champion: bool, params_path: Path, tracking_uri: str | None, **paths: Path) -> None:
     """Evaluate fp32, int8, the champion and MediaPipe baselines on the test split."""
     from hairseg.stages.lifecycle import evaluate_stage
 
     # The real-photo priors are fused exactly as serving fuses them (params.yaml priors:).
     cfg, priors = _configs(params_path, "evaluate", "priors")
     result = evaluate_stage(
-        data_dir,
-        model_dir,
         cfg=cfg,
         priors=priors,
         tracking_uri=resolve_tracking_uri(tracking_uri) if champion else None,
-        metrics_path=metrics_path,
-        plots_dir=plots_dir,
-        per_image_path=per_image_path,
-        gallery_dir=gallery_dir,
-        mediapipe_dir=mediapipe_dir,
-        slices_path=slices_path,
+        **paths,
     )
     s = result.candidate
     click.echo(
@@ -186,32 +144,11 @@ def evaluate(
 @path_option("--card", "card_path", "reports/model_card/model_card.md")
 @click.option("--strict", is_flag=True, help="Exit 1 when the candidate fails the gate.")
 @params_option()
-def gate(
-    evaluation_path: Path,
-    train_metrics: Path,
-    quantize_metrics: Path,
-    model_dir: Path,
-    plots_dir: Path,
-    gallery_dir: Path,
-    out_path: Path,
-    card_path: Path,
-    strict: bool,
-    params_path: Path,
-) -> None:
+def gate(strict: bool, params_path: Path, **paths: Path) -> None:
     """Decide whether the candidate may be promoted; write the decision and the model card."""
     from hairseg.stages.lifecycle import gate_stage
 
-    result = gate_stage(
-        evaluation_path,
-        cfg=_configs(params_path, "gate")[0],
-        train_metrics=train_metrics,
-        quantize_metrics=quantize_metrics,
-        model_dir=model_dir,
-        plots_dir=plots_dir,
-        gallery_dir=gallery_dir,
-        out_path=out_path,
-        card_path=card_path,
-    )
+    result = gate_stage(cfg=_configs(params_path, "gate")[0], **paths)
     click.echo(f"gate: {'PASS' if result.passed else 'FAIL'} — " + "; ".join(result.reasons))
     if strict and not result.passed:
         raise HairsegError("candidate failed the promotion gate", exit_code=1)
@@ -241,17 +178,11 @@ def gate(
 @params_option()
 @tracking_option()
 def register(
-    model_dir: Path,
-    evaluation_path: Path,
-    gate_path: Path,
-    run_info_path: Path,
-    card_dir: Path,
-    data_dvc: Path,
     pipeline_run_id: str,
-    out_path: Path,
     no_bootstrap: bool,
     params_path: Path,
     tracking_uri: str | None,
+    **paths: Path,
 ) -> None:
     """Register the shipped model in MLflow as a new version of 'hairseg' (alias candidate)."""
     from hairseg import registry
@@ -261,20 +192,14 @@ def register(
         params_path, "register", "model", "train", "quantize"
     )
     result = register_stage(
-        model_dir,
         cfg=cfg,
         model_cfg=model_cfg,
         train_cfg=train_cfg,
         quantize_cfg=quantize_cfg,
         tracking_uri=resolve_tracking_uri(tracking_uri),
-        evaluation_path=evaluation_path,
-        gate_path=gate_path,
-        run_info_path=run_info_path,
-        card_dir=card_dir,
-        out_path=out_path,
         pipeline_run_id=pipeline_run_id,
-        data_dvc=data_dvc,
         bootstrap=not no_bootstrap,
+        **paths,
     )
     aliases = ", ".join(result.aliases) or "none (gate failed)"
     click.echo(f"registered {registry.MODEL_NAME} v{result.version}; aliases: {aliases}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hairseg.cli.options import path_option
+
 
 @click.group()
 def models() -> None:
@@ -21,18 +23,15 @@ def models() -> None:
     help="extract from the pinned mediapipe 0.10.21 wheel on PyPI (face detector, selfie "
     "segmenter), or download from storage.googleapis.com/mediapipe-models (all three)",
 )
-@click.option(
-    "--dest",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=".hairseg/models/mediapipe",
-    show_default=True,
-    help="folder for the .tflite files",
+@path_option(
+    "--dest", "dest", ".hairseg/models/mediapipe", help="folder for the .tflite files", kind="dir"
 )
-@click.option(
+@path_option(
     "--wheel",
     "wheel_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    None,
     help="use this already-downloaded wheel instead of downloading it (sha256 still checked)",
+    kind="file",
 )
 @click.option(
     "--index-url",

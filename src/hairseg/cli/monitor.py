@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hairseg.cli.options import params_option
+from hairseg.cli.options import params_option, path_option
 from hairseg.config import load_params, section
 from hairseg.monitoring.drift import EXIT_DRIFT, MonitorConfig, load_current, load_reference
 
@@ -24,35 +24,22 @@ def monitor() -> None:
 
 
 @monitor.command("drift")
-@click.option(
+@path_option(
     "--reference",
-    type=click.Path(path_type=Path),
-    default="artifacts/image_stats.parquet",
-    show_default=True,
+    "reference",
+    "artifacts/image_stats.parquet",
     help="Training image statistics (parquet).",
 )
-@click.option(
+@path_option(
     "--current",
-    type=click.Path(path_type=Path),
-    default=".hairseg/inference_log",
-    show_default=True,
+    "current",
+    ".hairseg/inference_log",
     help="Inference log folder (or one parquet file) with per-request statistics.",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default="reports/drift",
-    show_default=True,
-    help="Folder for drift_report.html and drift_report.json.",
+@path_option(
+    "--out", "out", "reports/drift", help="Folder for drift_report.html and drift_report.json."
 )
-@click.option(
-    "--metrics",
-    "metrics_out",
-    type=click.Path(path_type=Path),
-    default="metrics/drift.json",
-    show_default=True,
-    help="Compact decision JSON.",
-)
+@path_option("--metrics", "metrics_out", "metrics/drift.json", help="Compact decision JSON.")
 @params_option(dest="params_file")
 def drift_cmd(
     reference: Path, current: Path, out: Path, metrics_out: Path, params_file: Path
@@ -78,12 +65,8 @@ def drift_cmd(
 
 
 @monitor.command("simulate")
-@click.option(
-    "--dataset",
-    type=click.Path(path_type=Path),
-    default="data",
-    show_default=True,
-    help="Dataset folder (manifest.parquet, images/, masks/).",
+@path_option(
+    "--dataset", "dataset", "data", help="Dataset folder (manifest.parquet, images/, masks/)."
 )
 @click.option(
     "--shift",
@@ -95,11 +78,10 @@ def drift_cmd(
 @click.option("--n", "n", type=int, default=None, help="Requests [default: each image once].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split", default="test", show_default=True, help="Images from this split.")
-@click.option(
+@path_option(
     "--out",
-    type=click.Path(path_type=Path),
-    default=".hairseg/inference_log",
-    show_default=True,
+    "out",
+    ".hairseg/inference_log",
     help="Inference log folder (parts are added, existing ones kept).",
 )
 def simulate_cmd(

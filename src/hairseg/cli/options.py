@@ -40,9 +40,26 @@ def tracking_option(help: str = "MLflow tracking/registry URI"):
     )
 
 
-def path_option(flag: str, dest: str, default: str, help: str | None = None):
-    """A ``--flag PATH`` option with a default (shown in ``--help``)."""
-    return click.option(flag, dest, type=PATH, default=Path(default), show_default=True, help=help)
+PATH_KINDS = {
+    "any": PATH,
+    "file": click.Path(path_type=Path, dir_okay=False),
+    "dir": click.Path(path_type=Path, file_okay=False),
+}
+
+
+def path_option(
+    flag: str, dest: str, default: str | None, help: str | None = None, *, kind: str = "any"
+):
+    """A ``--flag PATH`` option stored under ``dest``; ``kind`` "file" or "dir" rejects the
+    other kind. A default is shown in ``--help``; ``None`` means the option is optional."""
+    return click.option(
+        flag,
+        dest,
+        type=PATH_KINDS[kind],
+        default=None if default is None else Path(default),
+        show_default=default is not None,
+        help=help,
+    )
 
 
 def resolve_tracking_uri(explicit: str | None, root: Path | None = None) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from hairseg.cli.options import params_option, resolve_tracking_uri, tracking_option
+from hairseg.cli.options import params_option, path_option, resolve_tracking_uri, tracking_option
 
 __all__ = ["rollout"]
 
@@ -39,28 +39,22 @@ __all__ = ["rollout"]
     show_default=True,
     help="The version to roll out: models:/hairseg@ALIAS or models:/hairseg/N.",
 )
-@click.option(
+@path_option(
     "--dataset",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data"),
-    show_default=True,
+    "dataset",
+    "data",
     help="Dataset whose split is replayed (local) or mirrored (kserve).",
+    kind="dir",
 )
 @params_option(help="params.yaml with the rollout: section.")
 @tracking_option()
-@click.option(
-    "--reports-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports/rollout"),
-    show_default=True,
-)
-@click.option(
+@path_option("--reports-dir", "reports_dir", "reports/rollout", kind="dir")
+@path_option(
     "--state",
     "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".hairseg/rollout_state.json"),
-    show_default=True,
+    ".hairseg/rollout_state.json",
     help="Local backend: where rollout state and the route table persist.",
+    kind="file",
 )
 @click.option("--namespace", default=None, help="kserve: namespace [params rollout.kserve].")
 @click.option("--name", default=None, help="kserve: InferenceService name [params].")
@@ -75,11 +69,12 @@ __all__ = ["rollout"]
     show_default=True,
     help="Exit 3 (rolled back) / 4 (rejected); --no-fail-on-rollback exits 0 (the record says).",
 )
-@click.option(
+@path_option(
     "--metrics-out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
+    "metrics_out",
+    None,
     help="Also write a small metrics JSON (outcome, versions, steps) for DVC.",
+    kind="file",
 )
 def rollout(
     backend: str | None,

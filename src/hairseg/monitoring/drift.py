@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from hairseg.config import require
 from hairseg.errors import EXIT_USAGE, HairsegError
 from hairseg.monitoring.inference_log import STAT_FIELDS
 
@@ -58,24 +59,20 @@ class MonitorConfig:
     reference_split: str = "train"  # reference rows from this split ("" = all rows)
 
     def __post_init__(self) -> None:
-        if not self.columns:
-            raise HairsegError(
-                "monitor.columns must name at least one column", exit_code=EXIT_USAGE
-            )
-        if not 0.0 < self.drift_share <= 1.0:
-            raise HairsegError(
-                f"monitor.drift_share must be in (0, 1], got {self.drift_share}",
-                exit_code=EXIT_USAGE,
-            )
-        if self.stattest_threshold <= 0:
-            raise HairsegError(
-                f"monitor.stattest_threshold must be > 0, got {self.stattest_threshold}",
-                exit_code=EXIT_USAGE,
-            )
-        if self.min_rows < 2:
-            raise HairsegError(
-                f"monitor.min_rows must be >= 2, got {self.min_rows}", exit_code=EXIT_USAGE
-            )
+        require(
+            [
+                (bool(self.columns), "monitor.columns must name at least one column"),
+                (
+                    0.0 < self.drift_share <= 1.0,
+                    f"monitor.drift_share must be in (0, 1], got {self.drift_share}",
+                ),
+                (
+                    self.stattest_threshold > 0,
+                    f"monitor.stattest_threshold must be > 0, got {self.stattest_threshold}",
+                ),
+                (self.min_rows >= 2, f"monitor.min_rows must be >= 2, got {self.min_rows}"),
+            ]
+        )
 
 
 @dataclass(frozen=True)

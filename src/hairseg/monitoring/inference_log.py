@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hairseg.closing import Closing
 from hairseg.errors import EXIT_USAGE, HairsegError
 
 __all__ = [
@@ -76,7 +77,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class InferenceLogWriter:
+class InferenceLogWriter(Closing):
     """Buffer inference records and flush them to Parquet part files in ``log_dir``.
 
     Thread-safe. ``append`` never does I/O unless the buffer reaches ``flush_every``
@@ -179,12 +180,6 @@ class InferenceLogWriter:
         self._stop.set()
         self._thread.join(timeout=max(1.0, self.flush_seconds))
         self.flush()
-
-    def __enter__(self) -> InferenceLogWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _converts(row: dict[str, Any]) -> bool:

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hairseg.config import section
+from hairseg.config import require, section
 from hairseg.errors import EXIT_USAGE, HairsegError
 
 __all__ = ["KServeConfig", "LocalConfig", "PolicyConfig", "RolloutConfig", "load_rollout_config"]
+
+
+_POLICY = "rollout.policy."  # the prefix of PolicyConfig's messages
 
 
 @dataclass(frozen=True)
@@ -37,39 +40,37 @@ class PolicyConfig:
     max_holds: int = 3
 
     def __post_init__(self) -> None:
-        steps = self.steps
-        if not steps or steps[-1] != 100:
-            raise HairsegError(
-                f"rollout.policy.steps must end with 100 (the promotion), got {list(steps)}",
-                exit_code=EXIT_USAGE,
-            )
-        if any(not 0 < s <= 100 for s in steps) or any(
-            a >= b for a, b in itertools.pairwise(steps)
-        ):
-            raise HairsegError(
-                f"rollout.policy.steps must be strictly increasing percentages in 1..100, "
-                f"got {list(steps)}",
-                exit_code=EXIT_USAGE,
-            )
-        for name in ("min_requests", "min_mirrored", "max_holds"):
-            if getattr(self, name) < 0:
-                raise HairsegError(f"rollout.policy.{name} must be >= 0", exit_code=EXIT_USAGE)
-        if self.min_requests < 1:
-            raise HairsegError("rollout.policy.min_requests must be >= 1", exit_code=EXIT_USAGE)
-        if not 0.0 <= self.max_error_rate <= 1.0:
-            raise HairsegError(
-                f"rollout.policy.max_error_rate must be in [0, 1], got {self.max_error_rate}",
-                exit_code=EXIT_USAGE,
-            )
-        if not 0.0 <= self.max_disagreement <= 1.0:
-            raise HairsegError(
-                f"rollout.policy.max_disagreement must be in [0, 1], got {self.max_disagreement}",
-                exit_code=EXIT_USAGE,
-            )
-        if self.max_p95_ratio <= 0 or self.max_p95_ms <= 0:
-            raise HairsegError(
-                "rollout.policy.max_p95_ratio and max_p95_ms must be > 0", exit_code=EXIT_USAGE
-            )
+        steps, got = self.steps, f"got {list(self.steps)}"
+        increasing = all(0 < s <= 100 for s in steps) and all(
+            a < b for a, b in itertools.pairwise(steps)
+        )
+        counts = ("min_requests", "min_mirrored", "max_holds")
+        require(
+            [
+                (
+                    bool(steps) and steps[-1] == 100,
+                    f"{_POLICY}steps must end with 100 (the promotion), {got}",
+                ),
+                (
+                    increasing,
+                    f"{_POLICY}steps must be strictly increasing percentages in 1..100, {got}",
+                ),
+                *((getattr(self, n) >= 0, f"{_POLICY}{n} must be >= 0") for n in counts),
+                (self.min_requests >= 1, f"{_POLICY}min_requests must be >= 1"),
+                (
+                    0.0 <= self.max_error_rate <= 1.0,
+                    f"{_POLICY}max_error_rate must be in [0, 1], got {self.max_error_rate}",
+                ),
+                (
+                    0.0 <= self.max_disagreement <= 1.0,
+                    f"{_POLICY}max_disagreement must be in [0, 1], got {self.max_disagreement}",
+                ),
+                (
+                    self.max_p95_ratio > 0 and self.max_p95_ms > 0,
+                    f"{_POLICY}max_p95_ratio and max_p95_ms must be > 0",
+                ),
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -88,15 +89,18 @@ class LocalConfig:
     real_photos: str = ""
 
     def __post_init__(self) -> None:
-        if self.max_requests_per_step < 1:
-            raise HairsegError(
-                "rollout.local.max_requests_per_step must be >= 1", exit_code=EXIT_USAGE
-            )
-        if not 0.0 < self.mirror_fraction <= 1.0:
-            raise HairsegError(
-                f"rollout.local.mirror_fraction must be in (0, 1], got {self.mirror_fraction}",
-                exit_code=EXIT_USAGE,
-            )
+        require(
+            [
+                (
+                    self.max_requests_per_step >= 1,
+                    "rollout.local.max_requests_per_step must be >= 1",
+                ),
+                (
+                    0.0 < self.mirror_fraction <= 1.0,
+                    f"rollout.local.mirror_fraction must be in (0, 1], got {self.mirror_fraction}",
+                ),
+            ]
+        )
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,25 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass
+class _Run:
+    """One rollout in flight: its persisted state and what it acts through."""
+
+    state: dict[str, Any]
+    backend: RolloutBackend
+    models: ModelRegistry
+    reports: Path
+    resumed: bool = False
+
+    @property
+    def candidate(self) -> ModelRef:
+        return ModelRef.from_dict(self.state["candidate"])
+
+    @property
+    def stable(self) -> ModelRef:
+        return ModelRef.from_dict(self.state["stable"])
+
+
 def run_rollout(
     cfg: RolloutConfig,
     backend: RolloutBackend,
@@ -161,14 +180,13 @@ def run_rollout(
     try:
         if in_flight:
             assert state is not None
+            run = _Run(state, backend, models, reports, resumed=True)
             phase = state["phase"]
             if abort or phase == ROLLING_BACK:
                 reason = "aborted by operator" if abort else "completing an interrupted rollback"
-                return _finish_rollback(
-                    state, backend, models, reports, [reason], aborted=abort, resumed=True
-                )
+                return _finish_rollback(run, [reason], aborted=abort)
             if phase == PROMOTING:
-                return _finish_promotion(state, backend, models, reports, resumed=True)
+                return _finish_promotion(run)
             requested = models.resolve_optional(candidate_uri)
             if requested is None or requested.version != state["candidate"]["version"]:
                 why = (
@@ -176,7 +194,7 @@ def run_rollout(
                     if requested is None
                     else f"superseded by a rollout of v{requested.version}"
                 )
-                _finish_rollback(state, backend, models, reports, [why], aborted=True, resumed=True)
+                _finish_rollback(run, [why], aborted=True)
             else:
                 log.info(
                     "resuming rollout %s of v%s at step %s%%",
@@ -184,14 +202,11 @@ def run_rollout(
                 )  # fmt: skip
                 # The canary must still load (and the local servers restart).
                 try:
-                    backend.gate(requested, ModelRef.from_dict(state["stable"]))
+                    backend.gate(requested, run.stable)
                 except GateError as exc:
-                    return _finish_rollback(
-                        state, backend, models, reports,
-                        [f"candidate failed the gate on resume: {exc}"], resumed=True,
-                    )  # fmt: skip
+                    return _finish_rollback(run, [f"candidate failed the gate on resume: {exc}"])
                 state.setdefault("resumed_at", []).append(_now())
-                return _run_steps(cfg, state, backend, models, reports, resumed=True)
+                return _run_steps(cfg, run)
         elif abort:
             return _nothing(models, reports, None, "no rollout in progress to abort", backend)
 
@@ -239,7 +254,7 @@ def run_rollout(
             path = _write_record(state, reports)
             models.tag(candidate, _tags(state, path))
             return _result(state, path, champion.version)
-        return _run_steps(cfg, state, backend, models, reports, resumed=False)
+        return _run_steps(cfg, _Run(state, backend, models, reports))
     finally:
         backend.close()
 
@@ -250,17 +265,9 @@ def _policy_dict(cfg: RolloutConfig) -> dict[str, Any]:
     return asdict(cfg.policy)
 
 
-def _run_steps(
-    cfg: RolloutConfig,
-    state: dict[str, Any],
-    backend: RolloutBackend,
-    models: ModelRegistry,
-    reports: Path,
-    *,
-    resumed: bool,
-) -> RolloutResult:
-    candidate = ModelRef.from_dict(state["candidate"])
-    stable = ModelRef.from_dict(state["stable"])
+def _run_steps(cfg: RolloutConfig, run: _Run) -> RolloutResult:
+    state, backend, models = run.state, run.backend, run.models
+    candidate, stable = run.candidate, run.stable
     steps = cfg.policy.steps
     models.tag(candidate, {"rollout": "in_progress", "rollout.id": state["rollout_id"]})
     try:
@@ -287,25 +294,23 @@ def _run_steps(
             )
             log.info("step %s%%: %s (%s)", percent, decision.action, "; ".join(decision.reasons))
             if decision.action is Action.ROLLBACK:
-                return _finish_rollback(
-                    state, backend, models, reports, list(decision.reasons), resumed=resumed
-                )
+                return _finish_rollback(run, list(decision.reasons))
             if decision.action is Action.PROMOTE:
                 state.update(phase=PROMOTING, reasons=list(decision.reasons), updated_at=_now())
-                return _finish_promotion(state, backend, models, reports, resumed=resumed)
+                return _finish_promotion(run)
             if decision.action is Action.HOLD:
                 state["holds"] = int(state["holds"]) + 1
             else:
                 state.update(step_index=index + 1, holds=0)
             backend.save_state(state)
-            _write_record(state, reports)
+            _write_record(state, run.reports)
     except (Exception, KeyboardInterrupt) as exc:
         if state.get("phase") in (PROMOTING, DONE):
             raise
         reason = f"rollout interrupted by {type(exc).__name__}: {exc}"
         log.error("%s; rolling back", reason)
         try:
-            _finish_rollback(state, backend, models, reports, [reason], resumed=resumed)
+            _finish_rollback(run, [reason])
         except Exception as rollback_exc:  # state stays in flight: the next run retries
             raise HairsegError(
                 f"{reason}; the rollback failed too ({rollback_exc}); run `hairseg rollout "
@@ -316,49 +321,32 @@ def _run_steps(
         raise HairsegError(f"{reason}; rolled back, champion unchanged") from exc
 
 
-def _finish_promotion(
-    state: dict[str, Any],
-    backend: RolloutBackend,
-    models: ModelRegistry,
-    reports: Path,
-    *,
-    resumed: bool,
-) -> RolloutResult:
-    candidate = ModelRef.from_dict(state["candidate"])
-    stable = ModelRef.from_dict(state["stable"])
+def _finish_promotion(run: _Run) -> RolloutResult:
+    state, backend, models = run.state, run.backend, run.models
+    candidate, stable = run.candidate, run.stable
     state.update(phase=PROMOTING, updated_at=_now())
     backend.promote(candidate, stable, state)  # traffic first, persisted as "promoting"
     models.promote(candidate, f"canary rollout {state['rollout_id']}: all steps passed")
     state.update(phase=DONE, outcome=Outcome.PROMOTED, finished_at=_now())
     state.setdefault("reasons", ["all steps passed"])
     backend.save_state(state)
-    path = _write_record(state, reports)
+    path = _write_record(state, run.reports)
     models.tag(candidate, _tags(state, path))
     models.tag(stable, {"rollout.replaced_by": str(candidate.version)})
-    return _result(state, path, candidate.version, resumed=resumed)
+    return _result(state, path, candidate.version, resumed=run.resumed)
 
 
-def _finish_rollback(
-    state: dict[str, Any],
-    backend: RolloutBackend,
-    models: ModelRegistry,
-    reports: Path,
-    reasons: list[str],
-    *,
-    aborted: bool = False,
-    resumed: bool = False,
-) -> RolloutResult:
-    candidate = ModelRef.from_dict(state["candidate"])
-    stable = ModelRef.from_dict(state["stable"])
+def _finish_rollback(run: _Run, reasons: list[str], *, aborted: bool = False) -> RolloutResult:
+    state, candidate = run.state, run.candidate
     state.update(phase=ROLLING_BACK, reasons=reasons, updated_at=_now())
-    backend.rollback(candidate, stable, state)
+    run.backend.rollback(candidate, run.stable, state)
     outcome = Outcome.ABORTED if aborted else Outcome.ROLLED_BACK
     state.update(phase=DONE, outcome=outcome, percent=0, finished_at=_now())
-    backend.save_state(state)
-    path = _write_record(state, reports)
-    models.tag(candidate, _tags(state, path))
-    champion = models.champion()
-    return _result(state, path, champion.version if champion else None, resumed=resumed)
+    run.backend.save_state(state)
+    path = _write_record(state, run.reports)
+    run.models.tag(candidate, _tags(state, path))
+    champion = run.models.champion()
+    return _result(state, path, champion.version if champion else None, resumed=run.resumed)
 
 
 def _nothing(

@@ -51,21 +51,7 @@ provider "helm" {
 module "platform" {
   source = "../../modules/ml-platform"
 
-  cloud                      = module.cluster.cloud
-  cluster_endpoint           = module.cluster.cluster_endpoint
-  cluster_ca_certificate     = module.cluster.cluster_ca_certificate
-  kubernetes_exec_auth       = module.cluster.kubernetes_exec_auth
-  gpu_node_selector          = module.cluster.gpu_node_selector
-  gpu_tolerations            = module.cluster.gpu_tolerations
-  system_node_selector       = module.cluster.system_node_selector
-  gpu_device_plugin_required = module.cluster.gpu_device_plugin_required
-  cluster_autoscaler         = module.cluster.cluster_autoscaler
-  artifact_bucket_name       = module.cluster.artifact_bucket_name
-  artifact_bucket_uri        = module.cluster.artifact_bucket_uri
-  object_store_env           = module.cluster.object_store_env
-  workload_identities        = module.cluster.workload_identities
-  mlflow_database            = module.cluster.mlflow_database
-  mlflow_database_password   = module.cluster.mlflow_database_password
+  cluster = module.cluster
 
   serving_domain             = var.serving_domain
   install_kubeflow_pipelines = var.install_kubeflow_pipelines

@@ -1,19 +1,13 @@
 terraform {
   required_version = ">= 1.7.0, < 2.0.0"
 
+  # The providers this root configures. Their version bounds are declared once,
+  # in the modules that use them (modules/aws-gpu-cluster, modules/ml-platform);
+  # Terraform applies every module's bounds and .terraform.lock.hcl pins the result.
   required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.60, < 6.0"
-    }
-    kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = ">= 2.31, < 3.0"
-    }
-    helm = {
-      source  = "hashicorp/helm"
-      version = ">= 2.13, < 3.0"
-    }
+    aws        = { source = "hashicorp/aws" }
+    kubernetes = { source = "hashicorp/kubernetes" }
+    helm       = { source = "hashicorp/helm" }
   }
 
   # Remote state: create the bucket once (versioned, encrypted), then uncomment

@@ -1,23 +1,13 @@
 terraform {
   required_version = ">= 1.7.0, < 2.0.0"
 
+  # The providers this root configures. Their version bounds are declared once,
+  # in the modules that use them (modules/azure-gpu-cluster, modules/ml-platform);
+  # Terraform applies every module's bounds and .terraform.lock.hcl pins the result.
   required_providers {
-    azurerm = {
-      source  = "hashicorp/azurerm"
-      version = ">= 4.0, < 5.0"
-    }
-    random = {
-      source  = "hashicorp/random"
-      version = ">= 3.6, < 4.0"
-    }
-    kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = ">= 2.31, < 3.0"
-    }
-    helm = {
-      source  = "hashicorp/helm"
-      version = ">= 2.13, < 3.0"
-    }
+    azurerm    = { source = "hashicorp/azurerm" }
+    kubernetes = { source = "hashicorp/kubernetes" }
+    helm       = { source = "hashicorp/helm" }
   }
 
   # Remote state in a storage account container (Entra ID auth); uncomment,

@@ -35,10 +35,7 @@ output "artifact_bucket_uri" {
 
 output "gpu_scheduling" {
   description = "nodeSelector and tolerations for GPU pods (KFP GPU steps, KServe GPU predictors)."
-  value = {
-    node_selector = module.cluster.gpu_node_selector
-    tolerations   = module.cluster.gpu_tolerations
-  }
+  value       = module.platform.gpu_scheduling
 }
 
 output "workload_identities" {

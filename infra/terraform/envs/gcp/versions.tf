@@ -1,23 +1,13 @@
 terraform {
   required_version = ">= 1.7.0, < 2.0.0"
 
+  # The providers this root configures. Their version bounds are declared once,
+  # in the modules that use them (modules/gcp-gpu-cluster, modules/ml-platform);
+  # Terraform applies every module's bounds and .terraform.lock.hcl pins the result.
   required_providers {
-    google = {
-      source  = "hashicorp/google"
-      version = ">= 6.0, < 7.0"
-    }
-    random = {
-      source  = "hashicorp/random"
-      version = ">= 3.6, < 4.0"
-    }
-    kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = ">= 2.31, < 3.0"
-    }
-    helm = {
-      source  = "hashicorp/helm"
-      version = ">= 2.13, < 3.0"
-    }
+    google     = { source = "hashicorp/google" }
+    kubernetes = { source = "hashicorp/kubernetes" }
+    helm       = { source = "hashicorp/helm" }
   }
 
   # Remote state in a versioned GCS bucket; uncomment, then

@@ -8,33 +8,33 @@ locals {
   # MLflow's artifact store, by cloud. Clients reach artifacts through the
   # server (--serve-artifacts), so only the MLflow pod needs bucket access.
   mlflow_artifact_root = {
-    aws = { s3 = { enabled = true, bucket = var.artifact_bucket_name, path = "mlflow" } }
-    gcp = { gcs = { enabled = true, bucket = var.artifact_bucket_name, path = "mlflow" } }
+    aws = { s3 = { enabled = true, bucket = var.cluster.artifact_bucket_name, path = "mlflow" } }
+    gcp = { gcs = { enabled = true, bucket = var.cluster.artifact_bucket_name, path = "mlflow" } }
     azure = { azureBlob = {
       enabled        = true
-      container      = var.artifact_bucket_name
-      storageAccount = lookup(var.object_store_env, "AZURE_STORAGE_ACCOUNT_NAME", "")
+      container      = var.cluster.artifact_bucket_name
+      storageAccount = lookup(var.cluster.object_store_env, "AZURE_STORAGE_ACCOUNT_NAME", "")
       path           = "mlflow"
     } }
-  }[var.cloud]
+  }[var.cluster.cloud]
 
-  mlflow_identity   = var.workload_identities["mlflow"]
-  serving_identity  = var.workload_identities["serving"]
-  pipeline_identity = var.workload_identities["pipelines"]
+  mlflow_identity   = var.cluster.workload_identities["mlflow"]
+  serving_identity  = var.cluster.workload_identities["serving"]
+  pipeline_identity = var.cluster.workload_identities["pipelines"]
 
   kubeconfig = yamlencode({
     apiVersion      = "v1"
     kind            = "Config"
     current-context = "hairseg"
     clusters = [{ name = "hairseg", cluster = {
-      server                     = var.cluster_endpoint
-      certificate-authority-data = var.cluster_ca_certificate
+      server                     = var.cluster.cluster_endpoint
+      certificate-authority-data = var.cluster.cluster_ca_certificate
     } }]
     users = [{ name = "hairseg", user = { exec = {
-      apiVersion         = var.kubernetes_exec_auth.api_version
-      command            = var.kubernetes_exec_auth.command
-      args               = var.kubernetes_exec_auth.args
-      env                = [for k, v in var.kubernetes_exec_auth.env : { name = k, value = v }]
+      apiVersion         = var.cluster.kubernetes_exec_auth.api_version
+      command            = var.cluster.kubernetes_exec_auth.command
+      args               = var.cluster.kubernetes_exec_auth.args
+      env                = [for k, v in var.cluster.kubernetes_exec_auth.env : { name = k, value = v }]
       interactiveMode    = "Never"
       provideClusterInfo = false
     } } }]
@@ -45,36 +45,36 @@ locals {
 # --- GPU nodes and autoscaling ---------------------------------------------------
 
 resource "helm_release" "nvidia_device_plugin" {
-  count            = var.gpu_device_plugin_required ? 1 : 0
+  count            = var.cluster.gpu_device_plugin_required ? 1 : 0
   name             = "nvidia-device-plugin"
   repository       = "https://nvidia.github.io/k8s-device-plugin"
   chart            = "nvidia-device-plugin"
-  version          = var.nvidia_device_plugin_version
+  version          = var.versions.nvidia_device_plugin
   namespace        = "nvidia-device-plugin"
   create_namespace = true
   values = [yamlencode({
-    nodeSelector = var.gpu_node_selector
-    tolerations  = var.gpu_tolerations
+    nodeSelector = var.cluster.gpu_node_selector
+    tolerations  = var.cluster.gpu_tolerations
   })]
 }
 
 resource "helm_release" "cluster_autoscaler" {
-  count      = var.cluster_autoscaler.enabled ? 1 : 0
+  count      = var.cluster.cluster_autoscaler.enabled ? 1 : 0
   name       = "cluster-autoscaler"
   repository = "https://kubernetes.github.io/autoscaler"
   chart      = "cluster-autoscaler"
-  version    = var.cluster_autoscaler_chart_version
+  version    = var.versions.cluster_autoscaler
   namespace  = "kube-system"
   values = [yamlencode({
-    cloudProvider = var.cluster_autoscaler.cloud_provider
-    awsRegion     = var.cluster_autoscaler.region
-    autoDiscovery = { clusterName = var.cluster_autoscaler.cluster_name }
+    cloudProvider = var.cluster.cluster_autoscaler.cloud_provider
+    awsRegion     = var.cluster.cluster_autoscaler.region
+    autoDiscovery = { clusterName = var.cluster.cluster_autoscaler.cluster_name }
     rbac = { serviceAccount = {
       create      = true
       name        = "cluster-autoscaler"
-      annotations = var.cluster_autoscaler.service_account_annotations
+      annotations = var.cluster.cluster_autoscaler.service_account_annotations
     } }
-    nodeSelector = var.system_node_selector
+    nodeSelector = var.cluster.system_node_selector
     extraArgs = {
       "balance-similar-node-groups"   = true
       "skip-nodes-with-system-pods"   = false
@@ -92,15 +92,15 @@ resource "helm_release" "cert_manager" {
   name             = "cert-manager"
   repository       = "https://charts.jetstack.io"
   chart            = "cert-manager"
-  version          = var.cert_manager_version
+  version          = var.versions.cert_manager
   namespace        = "cert-manager"
   create_namespace = true
   wait             = true
   values = [yamlencode({
     crds         = { enabled = true }
-    nodeSelector = var.system_node_selector
-    webhook      = { nodeSelector = var.system_node_selector }
-    cainjector   = { nodeSelector = var.system_node_selector }
+    nodeSelector = var.cluster.system_node_selector
+    webhook      = { nodeSelector = var.cluster.system_node_selector }
+    cainjector   = { nodeSelector = var.cluster.system_node_selector }
   })]
 }
 
@@ -110,7 +110,7 @@ resource "helm_release" "knative_operator" {
   name             = "knative-operator"
   repository       = "https://knative.github.io/operator"
   chart            = "knative-operator"
-  version          = var.knative_operator_version
+  version          = var.versions.knative_operator
   namespace        = "knative-operator"
   create_namespace = true
   wait             = true
@@ -122,10 +122,10 @@ resource "helm_release" "knative_serving" {
   namespace        = "knative-serving"
   create_namespace = true
   values = [yamlencode({
-    version                   = var.knative_serving_version
+    version                   = var.versions.knative_serving
     domain                    = var.serving_domain
     ingressServiceAnnotations = var.ingress_service_annotations
-    systemNodeSelector        = var.system_node_selector
+    systemNodeSelector        = var.cluster.system_node_selector
   })]
   depends_on = [helm_release.knative_operator]
 }
@@ -136,7 +136,7 @@ resource "helm_release" "kserve_crd" {
   name             = "kserve-crd"
   repository       = "oci://ghcr.io/kserve/charts"
   chart            = "kserve-crd"
-  version          = var.kserve_version
+  version          = var.versions.kserve
   namespace        = "kserve"
   create_namespace = true
 }
@@ -145,14 +145,14 @@ resource "helm_release" "kserve" {
   name       = "kserve"
   repository = "oci://ghcr.io/kserve/charts"
   chart      = "kserve"
-  version    = var.kserve_version
+  version    = var.versions.kserve
   namespace  = "kserve"
   wait       = true
   values = [yamlencode({
     kserve = {
       controller = {
         deploymentMode = "Serverless"
-        nodeSelector   = var.system_node_selector
+        nodeSelector   = var.cluster.system_node_selector
         gateway = {
           domain = var.serving_domain
           # Kourier, not Istio: KServe must not create Istio VirtualServices.
@@ -204,7 +204,7 @@ resource "helm_release" "mlflow" {
   name       = "mlflow"
   repository = "https://community-charts.github.io/helm-charts"
   chart      = "mlflow"
-  version    = var.mlflow_chart_version
+  version    = var.versions.mlflow_chart
   namespace  = kubernetes_namespace_v1.mlflow.metadata[0].name
   values = [yamlencode({
     serviceAccount = {
@@ -213,25 +213,25 @@ resource "helm_release" "mlflow" {
       annotations = local.mlflow_identity.annotations
     }
     podLabels    = local.mlflow_identity.pod_labels
-    nodeSelector = var.system_node_selector
+    nodeSelector = var.cluster.system_node_selector
     backendStore = {
       databaseMigration = true
       postgres = {
-        enabled  = var.mlflow_database.enabled
-        host     = var.mlflow_database.host
-        port     = var.mlflow_database.port
-        database = var.mlflow_database.database
-        user     = var.mlflow_database.username
+        enabled  = var.cluster.mlflow_database.enabled
+        host     = var.cluster.mlflow_database.host
+        port     = var.cluster.mlflow_database.port
+        database = var.cluster.mlflow_database.database
+        user     = var.cluster.mlflow_database.username
       }
     }
     artifactRoot = local.mlflow_artifact_root
     extraFlags   = ["serveArtifacts"]
-    extraEnvVars = merge(var.object_store_env, { PGSSLMODE = var.mlflow_database.sslmode })
+    extraEnvVars = merge(var.cluster.object_store_env, { PGSSLMODE = var.cluster.mlflow_database.sslmode })
   })]
   # Kept out of the values list above so it is never shown in a plan.
   set_sensitive {
     name  = "backendStore.postgres.password"
-    value = var.mlflow_database_password
+    value = var.cluster.mlflow_database_password
   }
 }
 
@@ -248,7 +248,7 @@ resource "helm_release" "redis" {
   name       = "redis"
   repository = "oci://registry-1.docker.io/bitnamicharts"
   chart      = "redis"
-  version    = var.redis_chart_version
+  version    = var.versions.redis_chart
   namespace  = kubernetes_namespace_v1.feast.metadata[0].name
   values = [yamlencode({
     architecture = "standalone"
@@ -259,7 +259,7 @@ resource "helm_release" "redis" {
     # The chart generates the password into Secret "redis" (key redis-password).
     auth = { enabled = true }
     master = {
-      nodeSelector = var.system_node_selector
+      nodeSelector = var.cluster.system_node_selector
       persistence  = { enabled = true, size = var.redis_persistence_size }
     }
   })]
@@ -277,10 +277,10 @@ resource "helm_release" "redis" {
 resource "terraform_data" "kubeflow_pipelines" {
   count = var.install_kubeflow_pipelines ? 1 : 0
 
-  triggers_replace = [var.kfp_version, var.cluster_endpoint]
+  triggers_replace = [var.versions.kubeflow_pipelines, var.cluster.cluster_endpoint]
   input = {
     kubeconfig = local.kubeconfig
-    version    = var.kfp_version
+    version    = var.versions.kubeflow_pipelines
   }
 
   provisioner "local-exec" {
@@ -344,7 +344,7 @@ resource "kubernetes_config_map_v1" "kfp_launcher" {
     namespace = local.pipeline_identity.namespace
   }
   data = {
-    defaultPipelineRoot = "${var.artifact_bucket_uri}/pipelines"
+    defaultPipelineRoot = "${var.cluster.artifact_bucket_uri}/pipelines"
   }
   depends_on = [terraform_data.kubeflow_pipelines]
 }

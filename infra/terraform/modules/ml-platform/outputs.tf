@@ -1,22 +1,22 @@
 output "kfp_ui" {
   description = "How to open the Kubeflow Pipelines UI (in-cluster service; reach it with the port-forward command)."
-  value = var.install_kubeflow_pipelines ? {
-    in_cluster_url  = "http://ml-pipeline-ui.kubeflow.svc.cluster.local"
-    port_forward    = "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80"
-    local_url       = "http://localhost:8080"
-    api_in_cluster  = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-    pipeline_root   = "${var.artifact_bucket_uri}/pipelines"
-    service_account = local.pipeline_identity.service_account
-    namespace       = local.pipeline_identity.namespace
-    } : {
-    in_cluster_url  = ""
-    port_forward    = ""
-    local_url       = ""
-    api_in_cluster  = ""
-    pipeline_root   = "${var.artifact_bucket_uri}/pipelines"
-    service_account = local.pipeline_identity.service_account
-    namespace       = local.pipeline_identity.namespace
-  }
+  # The addresses are empty strings when KFP is not installed; the pipeline root and
+  # runner identity hold either way (for a KFP installed by other means).
+  value = merge(
+    {
+      for k, v in {
+        in_cluster_url = "http://ml-pipeline-ui.kubeflow.svc.cluster.local"
+        port_forward   = "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80"
+        local_url      = "http://localhost:8080"
+        api_in_cluster = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+      } : k => var.install_kubeflow_pipelines ? v : ""
+    },
+    {
+      pipeline_root   = "${var.cluster.artifact_bucket_uri}/pipelines"
+      service_account = local.pipeline_identity.service_account
+      namespace       = local.pipeline_identity.namespace
+    },
+  )
 }
 
 output "mlflow" {
@@ -25,7 +25,7 @@ output "mlflow" {
     tracking_uri  = "http://mlflow.${kubernetes_namespace_v1.mlflow.metadata[0].name}.svc.cluster.local:5000"
     port_forward  = "kubectl -n ${kubernetes_namespace_v1.mlflow.metadata[0].name} port-forward svc/mlflow 5000:5000"
     local_url     = "http://localhost:5000"
-    artifact_root = "${var.artifact_bucket_uri}/mlflow"
+    artifact_root = "${var.cluster.artifact_bucket_uri}/mlflow"
   }
 }
 
@@ -59,14 +59,17 @@ output "feast_online_store" {
 
 output "installed_versions" {
   description = "Pinned versions of everything this module installed."
+  value = merge(var.versions, {
+    kubeflow_pipelines   = var.install_kubeflow_pipelines ? var.versions.kubeflow_pipelines : "not installed"
+    nvidia_device_plugin = var.cluster.gpu_device_plugin_required ? var.versions.nvidia_device_plugin : "managed by the cloud"
+    cluster_autoscaler   = var.cluster.cluster_autoscaler.enabled ? var.versions.cluster_autoscaler : "managed by the cloud"
+  })
+}
+
+output "gpu_scheduling" {
+  description = "nodeSelector and tolerations a GPU pod needs (KFP GPU steps, KServe GPU predictors); the device plugin runs with them."
   value = {
-    cert_manager         = var.cert_manager_version
-    knative_operator     = var.knative_operator_version
-    knative_serving      = var.knative_serving_version
-    kserve               = var.kserve_version
-    kubeflow_pipelines   = var.install_kubeflow_pipelines ? var.kfp_version : "not installed"
-    mlflow_chart         = var.mlflow_chart_version
-    redis_chart          = var.redis_chart_version
-    nvidia_device_plugin = var.gpu_device_plugin_required ? var.nvidia_device_plugin_version : "managed by the cloud"
+    node_selector = var.cluster.gpu_node_selector
+    tolerations   = var.cluster.gpu_tolerations
   }
 }

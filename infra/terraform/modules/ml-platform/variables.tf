@@ -1,117 +1,73 @@
-# --- from the cluster module (same names as its outputs) ---------------------
+# --- from the cluster module ------------------------------------------------
 
-variable "cloud" {
-  type        = string
-  description = "Cloud of the cluster (cluster module output `cloud`): aws, gcp or azure. Picks the MLflow artifact store flavour."
+variable "cluster" {
+  type = object({
+    cloud                  = string
+    cluster_endpoint       = string
+    cluster_ca_certificate = string
+    kubernetes_exec_auth = object({
+      api_version = string
+      command     = string
+      args        = list(string)
+      env         = map(string)
+    })
+    gpu_node_selector = map(string)
+    gpu_tolerations = list(object({
+      key      = string
+      operator = string
+      value    = string
+      effect   = string
+    }))
+    system_node_selector       = map(string)
+    gpu_device_plugin_required = bool
+    cluster_autoscaler = object({
+      enabled                     = bool
+      cloud_provider              = string
+      cluster_name                = string
+      region                      = string
+      service_account_annotations = map(string)
+    })
+    artifact_bucket_name = string
+    artifact_bucket_uri  = string
+    object_store_env     = map(string)
+    workload_identities = map(object({
+      namespace       = string
+      service_account = string
+      annotations     = map(string)
+      pod_labels      = map(string)
+    }))
+    mlflow_database = object({
+      enabled  = bool
+      host     = string
+      port     = number
+      database = string
+      username = string
+      sslmode  = string
+    })
+    mlflow_database_password = string
+  })
+  description = <<-EOT
+    The cluster contract: pass a *-gpu-cluster module whole (cluster = module.cluster);
+    Terraform keeps the attributes named here and drops the rest. cloud (aws, gcp, azure)
+    picks the MLflow artifact store flavour; the API server endpoint, CA and exec plugin
+    feed the kubectl step that installs Kubeflow Pipelines; the GPU node selector and
+    tolerations pin the device plugin; system_node_selector places platform controllers;
+    gpu_device_plugin_required and cluster_autoscaler say what to install (the autoscaler
+    only when enabled, EKS); the artifact bucket (s3://, gs:// or wasbs://) holds MLflow
+    artifacts and the KFP pipeline root; workload_identities needs pipelines, mlflow and
+    serving; mlflow_database(_password) is the MLflow backend store (the password stays
+    sensitive: it is a sensitive output of the cluster module).
+  EOT
 
   validation {
-    condition     = contains(["aws", "gcp", "azure"], var.cloud)
-    error_message = "cloud must be aws, gcp or azure."
+    condition     = contains(["aws", "gcp", "azure"], var.cluster.cloud)
+    error_message = "cluster.cloud must be aws, gcp or azure."
   }
-}
-
-variable "cluster_endpoint" {
-  type        = string
-  description = "API server URL (cluster module output); used for the kubectl step that installs Kubeflow Pipelines."
-}
-
-variable "cluster_ca_certificate" {
-  type        = string
-  description = "Base64 PEM CA of the API server (cluster module output)."
-}
-
-variable "kubernetes_exec_auth" {
-  type = object({
-    api_version = string
-    command     = string
-    args        = list(string)
-    env         = map(string)
-  })
-  description = "Exec credential plugin (cluster module output); written into the temporary kubeconfig of the kubectl step."
-}
-
-variable "gpu_node_selector" {
-  type        = map(string)
-  description = "nodeSelector of GPU nodes (cluster module output); the device plugin is pinned there."
-}
-
-variable "gpu_tolerations" {
-  type = list(object({
-    key      = string
-    operator = string
-    value    = string
-    effect   = string
-  }))
-  description = "Tolerations of the GPU taint (cluster module output)."
-}
-
-variable "system_node_selector" {
-  type        = map(string)
-  description = "nodeSelector of the system pool (cluster module output); platform controllers run there."
-}
-
-variable "gpu_device_plugin_required" {
-  type        = bool
-  description = "Install the NVIDIA device plugin (cluster module output; false on GKE, which manages its own)."
-}
-
-variable "cluster_autoscaler" {
-  type = object({
-    enabled                     = bool
-    cloud_provider              = string
-    cluster_name                = string
-    region                      = string
-    service_account_annotations = map(string)
-  })
-  description = "Cluster-autoscaler settings (cluster module output); installed only when enabled (EKS)."
-}
-
-variable "artifact_bucket_name" {
-  type        = string
-  description = "Artifact bucket or container name (cluster module output)."
-}
-
-variable "artifact_bucket_uri" {
-  type        = string
-  description = "Artifact bucket URI, s3://, gs:// or wasbs:// (cluster module output); MLflow and the KFP pipeline root live under it."
-}
-
-variable "object_store_env" {
-  type        = map(string)
-  description = "Environment variables pods need for the artifact store (cluster module output)."
-}
-
-variable "workload_identities" {
-  type = map(object({
-    namespace       = string
-    service_account = string
-    annotations     = map(string)
-    pod_labels      = map(string)
-  }))
-  description = "Workload identities (cluster module output); keys pipelines, mlflow and serving are used."
 
   validation {
-    condition     = alltrue([for k in ["pipelines", "mlflow", "serving"] : contains(keys(var.workload_identities), k)])
-    error_message = "workload_identities needs the keys pipelines, mlflow and serving."
+    condition     = alltrue([for k in ["pipelines", "mlflow", "serving"] : contains(keys(var.cluster.workload_identities), k)])
+    error_message = "cluster.workload_identities needs the keys pipelines, mlflow and serving."
   }
-}
-
-variable "mlflow_database" {
-  type = object({
-    enabled  = bool
-    host     = string
-    port     = number
-    database = string
-    username = string
-    sslmode  = string
-  })
-  description = "MLflow backend store connection (cluster module output)."
-}
-
-variable "mlflow_database_password" {
-  type        = string
-  description = "Password of the MLflow database user (cluster module output)."
-  sensitive   = true
 }
 
 # --- what to install ------------------------------------------------------
@@ -142,67 +98,29 @@ variable "redis_persistence_size" {
 
 # --- pinned versions ---------------------------------------------------------
 
-variable "cert_manager_version" {
-  type        = string
-  description = "jetstack/cert-manager chart version."
-  default     = "v1.16.3"
-}
-
-variable "knative_operator_version" {
-  type        = string
-  description = "knative-operator chart version (https://knative.github.io/operator)."
-  default     = "v1.16.0"
-}
-
-variable "knative_serving_version" {
-  type        = string
-  description = "Knative Serving version the operator installs (major.minor, within 3 minors of the operator)."
-  default     = "1.16"
-}
-
-variable "kserve_version" {
-  type        = string
-  description = "KServe chart version of oci://ghcr.io/kserve/charts/kserve-crd and kserve."
-  default     = "v0.15.2"
-}
-
-variable "kfp_version" {
-  type        = string
-  description = "Kubeflow Pipelines release (git tag of kubeflow/pipelines) applied with kubectl apply -k."
-  default     = "2.4.1"
+variable "versions" {
+  type = object({
+    cert_manager         = optional(string, "v1.16.3") # jetstack/cert-manager chart
+    knative_operator     = optional(string, "v1.16.0") # knative-operator chart (https://knative.github.io/operator)
+    knative_serving      = optional(string, "1.16")    # Knative Serving the operator installs (major.minor, within 3 minors of the operator)
+    kserve               = optional(string, "v0.15.2") # oci://ghcr.io/kserve/charts/kserve-crd and kserve
+    kubeflow_pipelines   = optional(string, "2.4.1")   # git tag of kubeflow/pipelines, applied with kubectl apply -k
+    mlflow_chart         = optional(string, "1.12.0")  # community-charts/mlflow
+    redis_chart          = optional(string, "20.6.3")  # bitnami redis (oci://registry-1.docker.io/bitnamicharts)
+    nvidia_device_plugin = optional(string, "0.17.0")  # NVIDIA k8s-device-plugin chart
+    cluster_autoscaler   = optional(string, "9.45.0")  # kubernetes/autoscaler cluster-autoscaler chart (match the Kubernetes minor)
+  })
+  description = "Pinned versions of what the module installs; set only the ones to change, e.g. versions = { kserve = \"v0.15.2\" }. The output installed_versions reports them."
+  default     = {}
 
   validation {
-    condition     = can(regex("^2\\.[0-9]+\\.[0-9]+$", var.kfp_version))
-    error_message = "kfp_version must be a KFP 2.x release tag such as 2.4.1."
+    condition     = can(regex("^2\\.[0-9]+\\.[0-9]+$", var.versions.kubeflow_pipelines))
+    error_message = "versions.kubeflow_pipelines must be a KFP 2.x release tag such as 2.4.1."
   }
-}
-
-variable "mlflow_chart_version" {
-  type        = string
-  description = "community-charts/mlflow chart version."
-  default     = "1.12.0"
-}
-
-variable "redis_chart_version" {
-  type        = string
-  description = "bitnami redis chart version (oci://registry-1.docker.io/bitnamicharts)."
-  default     = "20.6.3"
 }
 
 variable "redis_image_repository" {
   type        = string
   description = "Redis image for the bitnami chart: bitnamilegacy/redis matches the pinned chart's tags; point it at your own mirror for patched builds."
   default     = "bitnamilegacy/redis"
-}
-
-variable "nvidia_device_plugin_version" {
-  type        = string
-  description = "NVIDIA k8s-device-plugin chart version."
-  default     = "0.17.0"
-}
-
-variable "cluster_autoscaler_chart_version" {
-  type        = string
-  description = "kubernetes/autoscaler cluster-autoscaler chart version (match it to the Kubernetes minor)."
-  default     = "9.45.0"
 }
