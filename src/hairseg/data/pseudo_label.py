@@ -266,6 +266,10 @@ def _grabcut(
     if not (work == cv2.GC_BGD).any():
         return seeds
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models' k-means from OpenCV's global RNG: without a fixed
+    # seed an image's label depends on what the process labelled before it (measured: the
+    # eval-set IoU moved 0.258 -> 0.282 with the call order alone).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(
             np.ascontiguousarray(cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2BGR)),
