@@ -24,11 +24,14 @@ import rollout_support as rs  # isort: skip
 
 pytestmark = pytest.mark.slow
 
-# Loopback latency on a shared 2-core box is noisy: allow 4x p95; the slow model is ~10x.
+# Loopback p95 over a few dozen requests on a shared 2-core box is noise (9 ms vs 2 ms has
+# been seen for two identical nets under load), so the latency rule is switched off except
+# in the one test about it, which allows 4x against a model that is ~10x slower.
 POLICY = PolicyConfig(
     steps=(20, 50, 100), min_requests=6, min_mirrored=3, max_error_rate=0.05,
-    max_p95_ratio=4.0, max_p95_ms=5000.0, max_disagreement=0.2, max_holds=1,
+    max_p95_ratio=1000.0, max_p95_ms=5000.0, max_disagreement=0.2, max_holds=1,
 )  # fmt: skip
+LATENCY_POLICY = replace(POLICY, max_p95_ratio=4.0)
 CFG = RolloutConfig(
     policy=POLICY,
     local=LocalConfig(mirror_fraction=0.5, max_requests_per_step=200, seed=11),
@@ -110,7 +113,8 @@ def test_good_candidate_is_promoted(template, tmp_path):
 )
 def test_bad_candidate_is_rolled_back(template, tmp_path, candidate, reason):
     uri, versions, models, backend = _setup(template, tmp_path, candidate)
-    result = run_rollout(CFG, backend, models, reports_dir=tmp_path / "reports")
+    cfg = replace(CFG, policy=LATENCY_POLICY) if candidate == "slow" else CFG
+    result = run_rollout(cfg, backend, models, reports_dir=tmp_path / "reports")
     assert result.outcome == Outcome.ROLLED_BACK, result.reasons
     assert result.exit_code == 3
     assert any(reason in r for r in result.reasons), result.reasons
