@@ -342,3 +342,28 @@ def test_aws_module_has_terraform_tests() -> None:
     assert tests
     text = "\n".join(t.read_text() for t in tests)
     assert 'mock_provider "aws"' in text and "command = plan" in text
+
+
+SHARED_ENV_FILES = {"platform.tf": "platform.tf", "outputs.tf": "outputs.tf",
+                    "variables_shared.tf": "variables.tf"}  # fmt: skip
+
+
+@pytest.mark.parametrize("env", sorted(ENVS.iterdir()), ids=lambda p: p.name)
+def test_env_roots_link_the_shared_wiring(env: Path) -> None:
+    """The platform wiring, the outputs and the common inputs are one file each in
+    infra/terraform/shared/, linked (not copied) into every env root; the env supplies
+    what the shared files leave to it and does not redeclare a shared input."""
+    shared = ENVS.parent / "shared"
+    for name, target in SHARED_ENV_FILES.items():
+        link = env / name
+        assert link.is_symlink(), f"{link} should link to ../../shared/{target}"
+        assert link.resolve() == (shared / target).resolve(), f"{link} -> {link.resolve()}"
+    own = hcl2.loads((env / "variables.tf").read_text())
+    shared_vars = hcl2.loads((shared / "variables.tf").read_text())
+    own_names = {n for block in own.get("variable", []) for n in block}
+    shared_names = {n for block in shared_vars.get("variable", []) for n in block}
+    assert not own_names & shared_names, f"{env.name} redeclares {own_names & shared_names}"
+    local_names = {n for block in parse_dir(env).get("locals", []) for n in block}
+    needed = set(re.findall(r"local\.(\w+)", (shared / "platform.tf").read_text()))
+    assert needed <= local_names, f"{env.name} does not define locals {needed - local_names}"
+    assert {"cluster", "platform"} <= set(named_blocks(env, "module"))

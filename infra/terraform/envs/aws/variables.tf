@@ -1,8 +1,4 @@
-variable "name" {
-  type        = string
-  description = "Cluster name and resource prefix."
-  default     = "hairseg"
-}
+# This cloud's inputs; those every cloud shares are in variables_shared.tf.
 
 variable "region" {
   type        = string
@@ -27,18 +23,6 @@ variable "gpu_instance_types" {
   default     = ["g4dn.xlarge"]
 }
 
-variable "gpu_max_nodes" {
-  type        = number
-  description = "Upper bound of the GPU node group (it scales from 0)."
-  default     = 4
-}
-
-variable "gpu_spot" {
-  type        = bool
-  description = "Run GPU nodes on Spot capacity."
-  default     = false
-}
-
 variable "create_database" {
   type        = bool
   description = "Create RDS PostgreSQL for MLflow (false: MLflow falls back to the chart's embedded SQLite)."
@@ -48,18 +32,6 @@ variable "create_database" {
 variable "deletion_protection" {
   type        = bool
   description = "Protect the RDS database from deletion (set false before terraform destroy)."
-  default     = true
-}
-
-variable "serving_domain" {
-  type        = string
-  description = "Domain of KServe routes (<isvc>.<namespace>.<domain>)."
-  default     = "example.com"
-}
-
-variable "install_kubeflow_pipelines" {
-  type        = bool
-  description = "Install Kubeflow Pipelines (needs kubectl and git where terraform runs)."
   default     = true
 }
 

@@ -1,8 +1,4 @@
-variable "name" {
-  type        = string
-  description = "Cluster name and resource prefix."
-  default     = "hairseg"
-}
+# This cloud's inputs; those every cloud shares are in variables_shared.tf.
 
 variable "subscription_id" {
   type        = string
@@ -32,32 +28,9 @@ variable "gpu_vm_size" {
   default     = "Standard_NC4as_T4_v3"
 }
 
-variable "gpu_max_nodes" {
-  type        = number
-  description = "Upper bound of the GPU pool (it scales from 0)."
-  default     = 4
-}
-
-variable "gpu_spot" {
-  type        = bool
-  description = "Run GPU nodes as Spot VMs."
-  default     = false
-}
-
 variable "create_database" {
   type        = bool
   description = "Create PostgreSQL Flexible Server for MLflow."
   default     = true
 }
 
-variable "serving_domain" {
-  type        = string
-  description = "Domain of KServe routes (<isvc>.<namespace>.<domain>)."
-  default     = "example.com"
-}
-
-variable "install_kubeflow_pipelines" {
-  type        = bool
-  description = "Install Kubeflow Pipelines (needs kubectl and git where terraform runs)."
-  default     = true
-}

@@ -23,35 +23,9 @@ module "cluster" {
   labels                  = { project = "hairseg" }
 }
 
-provider "kubernetes" {
-  host                   = module.cluster.cluster_endpoint
-  cluster_ca_certificate = base64decode(module.cluster.cluster_ca_certificate)
-  exec {
-    api_version = module.cluster.kubernetes_exec_auth.api_version
-    command     = module.cluster.kubernetes_exec_auth.command
-    args        = module.cluster.kubernetes_exec_auth.args
-    env         = module.cluster.kubernetes_exec_auth.env
-  }
-}
-
-provider "helm" {
-  kubernetes {
-    host                   = module.cluster.cluster_endpoint
-    cluster_ca_certificate = base64decode(module.cluster.cluster_ca_certificate)
-    exec {
-      api_version = module.cluster.kubernetes_exec_auth.api_version
-      command     = module.cluster.kubernetes_exec_auth.command
-      args        = module.cluster.kubernetes_exec_auth.args
-      env         = module.cluster.kubernetes_exec_auth.env
-    }
-  }
-}
-
-module "platform" {
-  source = "../../modules/ml-platform"
-
-  cluster = module.cluster
-
-  serving_domain             = var.serving_domain
-  install_kubeflow_pipelines = var.install_kubeflow_pipelines
+# The kubernetes and helm providers and module "platform" are in platform.tf,
+# a link to ../../shared/platform.tf (the same for every cloud).
+locals {
+  # The cloud's default load balancer in front of Kourier.
+  ingress_service_annotations = {}
 }
