@@ -16,7 +16,7 @@ from hairseg_components.batch import aggregate_predictions, list_batch_inputs, p
 from kfp import dsl
 
 from hairseg_pipelines.training import CLUSTER_MLFLOW_URI
-from hairseg_pipelines.versioning import BATCH_PIPELINE, pipeline, section_defaults
+from hairseg_pipelines.versioning import BATCH_PIPELINE, pipeline, section_defaults, step
 
 __all__ = ["PARALLELISM", "SECTIONS", "build_batch_pipeline"]
 
@@ -41,32 +41,31 @@ def build_batch_pipeline(params: Mapping[str, Any], *, image: str = BASE_IMAGE) 
         batch_params: dict = d["batch"],
         mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
     ) -> int:
-        listed = (
-            list_batch_inputs(src=src, n_shards=n_shards)
-            .set_container_image(image)
-            .set_display_name("list inputs")
-            .set_caching_options(False)  # the folder or bucket may have changed
+        listed = step(
+            list_batch_inputs(src=src, n_shards=n_shards),
+            image,
+            "list inputs",
+            cache=False,  # the folder or bucket may have changed
         )
         with dsl.ParallelFor(listed.outputs["Output"], parallelism=PARALLELISM) as shard:
-            predicted = (
+            predicted = step(
                 predict_shard(
                     listing=listed.outputs["listing"],
                     shard=shard,
                     model_uri=model_uri,
                     batch_params=batch_params,
                     mlflow_tracking_uri=mlflow_tracking_uri,
-                )
-                .set_container_image(image)
-                .set_display_name("predict shard")
-                .set_caching_options(False)  # models:/…@alias may point elsewhere now
-                .set_cpu_request("2")
-                .set_memory_request("4G")
+                ),
+                image,
+                "predict shard",
+                cache=False,  # models:/…@alias may point elsewhere now
             )
-        aggregated = (
-            aggregate_predictions(shards=dsl.Collected(predicted.outputs["predictions"]))
-            .set_container_image(image)
-            .set_display_name("aggregate")
-            .set_caching_options(False)
+            predicted.set_cpu_request("2").set_memory_request("4G")
+        aggregated = step(
+            aggregate_predictions(shards=dsl.Collected(predicted.outputs["predictions"])),
+            image,
+            "aggregate",
+            cache=False,
         )
         return aggregated.outputs["Output"]
 

@@ -18,7 +18,7 @@ from kfp import dsl
 
 from hairseg_pipelines.training import SECTIONS as TRAINING_SECTIONS
 from hairseg_pipelines.training import build_training_pipeline
-from hairseg_pipelines.versioning import DRIFT_PIPELINE, pipeline, section_defaults
+from hairseg_pipelines.versioning import DRIFT_PIPELINE, pipeline, section_defaults, step
 
 __all__ = ["SECTIONS", "build_drift_pipeline"]
 
@@ -68,15 +68,15 @@ def build_drift_pipeline(params: Mapping[str, Any], *, image: str = BASE_IMAGE) 
             artifact_class=dsl.Dataset,
             reimport=True,
         ).set_display_name("inference log")
-        drift = (
+        drift = step(
             drift_check(
                 reference_stats=reference.output,
                 current_log=current.output,
                 monitor_params=monitor_params,
-            )
-            .set_container_image(image)
-            .set_display_name("drift check")
-            .set_caching_options(False)  # the inference log keeps growing under one URI
+            ),
+            image,
+            "drift check",
+            cache=False,  # the inference log keeps growing under one URI
         )
         with dsl.If(drift.outputs["Output"] == True, name="drifted"):  # noqa: E712
             training(

@@ -32,6 +32,7 @@ from hairseg_pipelines.versioning import (
     TRAINING_PIPELINE,
     pipeline,
     section_defaults,
+    step,
 )
 
 __all__ = [
@@ -63,11 +64,6 @@ SECTIONS = (
     "register",
     "rollout",
 )
-
-
-def _step(task: Any, image: str, display_name: str, *, cache: bool) -> Any:
-    """Image, display name and caching for a task."""
-    return task.set_container_image(image).set_display_name(display_name).set_caching_options(cache)
 
 
 def build_training_pipeline(
@@ -107,9 +103,9 @@ def build_training_pipeline(
         feast_config: str = feast_config,
         git_commit: str = "",
     ) -> None:
-        data = _step(generate_data(data_params=data_params), image, "data", cache=True)
+        data = step(generate_data(data_params=data_params), image, "data", cache=True)
         dataset = data.outputs["dataset"]
-        validate = _step(
+        validate = step(
             validate_data(
                 dataset=dataset, data_params=data_params, validate_params=validate_params
             ),
@@ -117,7 +113,7 @@ def build_training_pipeline(
             "validate",
             cache=True,
         )
-        features = _step(
+        features = step(
             build_features(
                 image_stats=validate.outputs["image_stats"],
                 features_params=features_params,
@@ -142,7 +138,7 @@ def build_training_pipeline(
             optional=True,
         )
         # Training reads the champion from MLflow (init) and logs a run: not cached.
-        train = _step(
+        train = step(
             train_model(
                 dataset=dataset,
                 model_params=model_params,
@@ -160,7 +156,7 @@ def build_training_pipeline(
         train.set_cpu_request("2").set_memory_request("8G")
         kubernetes.add_node_selector(train, label_key=NODE_LABEL[0], label_value=NODE_LABEL[1])
         kubernetes.add_toleration(train, **TOLERATION)
-        quantize = _step(
+        quantize = step(
             quantize_model(
                 dataset=dataset,
                 model=train.outputs["model"],
@@ -173,7 +169,7 @@ def build_training_pipeline(
             cache=True,
         )
         # Compares with the current champion (MLflow): not cached.
-        evaluate = _step(
+        evaluate = step(
             evaluate_model(
                 dataset=dataset,
                 eval_slices=features.outputs["eval_slices"],
@@ -186,7 +182,7 @@ def build_training_pipeline(
             "evaluate",
             cache=False,
         )
-        gate = _step(
+        gate = step(
             gate_model(
                 evaluation=evaluate.outputs["evaluation"],
                 train_files=train.outputs["train_files"],
@@ -201,7 +197,7 @@ def build_training_pipeline(
         # kfp.local (2.17) resolves a condition on a component's single return value
         # ("Output") but not on a named output, so the gate returns one bool.
         with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-            register = _step(
+            register = step(
                 register_model(
                     dataset=dataset,
                     onnx_model=quantize.outputs["onnx_model"],
@@ -223,7 +219,7 @@ def build_training_pipeline(
                 cache=False,
             )
             register.set_retry(num_retries=2, backoff_duration="30s", backoff_factor=2.0)
-            rollout = _step(
+            rollout = step(
                 canary_rollout(
                     dataset=dataset,
                     model_uri=register.outputs["Output"],

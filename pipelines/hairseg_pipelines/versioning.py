@@ -1,5 +1,7 @@
 """Pipeline versions: the package version names the compiled file and the display name;
-the git commit names the version uploaded to KFP, so a run traces back to its code."""
+the git commit names the version uploaded to KFP, so a run traces back to its code. Also
+the helpers every pipeline definition uses (:func:`pipeline`, :func:`section_defaults`,
+:func:`step`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ __all__ = [
     "git_commit",
     "pipeline",
     "section_defaults",
+    "step",
     "upload_version_name",
 ]
 
@@ -47,6 +50,11 @@ def section_defaults(params: Mapping[str, Any], sections: tuple[str, ...]) -> di
     """Each ``params.yaml`` section named in ``sections`` as a plain dict (``{}`` when
     absent): KFP reads each parameter's default from the pipeline's signature."""
     return {name: dict(params.get(name) or {}) for name in sections}
+
+
+def step(task: Any, image: str, display_name: str, *, cache: bool) -> Any:
+    """Image, display name and caching for a task."""
+    return task.set_container_image(image).set_display_name(display_name).set_caching_options(cache)
 
 
 def compiled_path(name: str, root: str | Path = ".", version: str = PIPELINE_VERSION) -> Path:
