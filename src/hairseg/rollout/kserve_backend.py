@@ -387,10 +387,16 @@ class KServeBackend:
 
     # -- helpers --------------------------------------------------------------------------
     def _arm(self, revision: str) -> ArmMetrics:
-        q = revision_queries(self.cfg.namespace, revision, self.cfg.analysis_window_s)
-        requests = round(self.prometheus.scalar(q["requests"]) or 0.0)
-        errors = min(requests, round(self.prometheus.scalar(q["errors"]) or 0.0))
-        p95 = self.prometheus.scalar(q["p95_ms"]) if requests else None
+        return self._arm_metrics(
+            revision_queries(self.cfg.namespace, revision, self.cfg.analysis_window_s)
+        )
+
+    def _arm_metrics(self, queries: dict[str, str]) -> ArmMetrics:
+        """One arm's window from its ``requests``, ``errors`` and ``p95_ms`` queries: errors
+        capped at the requests, no p95 without requests."""
+        requests = round(self.prometheus.scalar(queries["requests"]) or 0.0)
+        errors = min(requests, round(self.prometheus.scalar(queries["errors"]) or 0.0))
+        p95 = self.prometheus.scalar(queries["p95_ms"]) if requests else None
         return ArmMetrics(requests=requests, errors=errors, p95_ms=p95)
 
     def _mirror(self) -> tuple[int, float | None, dict[str, Any]]:
@@ -726,16 +732,14 @@ class KServeStandardBackend(KServeBackend):
         return list((isvc.get("status") or {}).get("canaryStatuses") or [])
 
     def _deployment_arm(self, deployment: str) -> ArmMetrics:
-        q = deployment_queries(
-            self.cfg.namespace,
-            deployment,
-            self.cfg.analysis_window_s,
-            pod_label=self.cfg.pod_label,
+        return self._arm_metrics(
+            deployment_queries(
+                self.cfg.namespace,
+                deployment,
+                self.cfg.analysis_window_s,
+                pod_label=self.cfg.pod_label,
+            )
         )
-        requests = round(self.prometheus.scalar(q["requests"]) or 0.0)
-        errors = min(requests, round(self.prometheus.scalar(q["errors"]) or 0.0))
-        p95 = self.prometheus.scalar(q["p95_ms"]) if requests else None
-        return ArmMetrics(requests=requests, errors=errors, p95_ms=p95)
 
     def _mirror_services(
         self, canary_service: str, stable_service: str
