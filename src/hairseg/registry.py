@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,32 +185,29 @@ def _is_missing(exc: Exception) -> bool:
     return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
-def get_version(tracking_uri: str, alias: str, name: str = MODEL_NAME) -> ModelVersionInfo | None:
-    """The version ``alias`` points at, or ``None`` (no such alias or no such model)."""
+def _version_or_none(lookup: Callable[[], Any]) -> ModelVersionInfo | None:
+    """The model version ``lookup()`` returns, or ``None`` when MLflow says it is missing."""
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = client(tracking_uri).get_model_version_by_alias(name, alias)
+        mv = lookup()
     except MlflowException as exc:
         if _is_missing(exc):
             return None
         raise
     return _to_info(mv)
+
+
+def get_version(tracking_uri: str, alias: str, name: str = MODEL_NAME) -> ModelVersionInfo | None:
+    """The version ``alias`` points at, or ``None`` (no such alias or no such model)."""
+    return _version_or_none(lambda: client(tracking_uri).get_model_version_by_alias(name, alias))
 
 
 def get_version_number(
     tracking_uri: str, version: int, name: str = MODEL_NAME
 ) -> ModelVersionInfo | None:
     """Version ``version`` of ``name``, or ``None`` when it does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mv = client(tracking_uri).get_model_version(name, str(version))
-    except MlflowException as exc:
-        if _is_missing(exc):
-            return None
-        raise
-    return _to_info(mv)
+    return _version_or_none(lambda: client(tracking_uri).get_model_version(name, str(version)))
 
 
 def tag_version(tracking_uri: str, version: int, tags: Mapping[str, Any]) -> None:
