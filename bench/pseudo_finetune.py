@@ -38,12 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--seed", type=int, default=None, help="train.seed override")
+    parser.add_argument(
+        "--augment", action="append", default=[], help="train.augment override, field=value"
+    )
     args = parser.parse_args(argv)
     params = load_params(ROOT / "params.yaml")
     model_cfg = section(params, "model", ModelConfig)
     cfg = dataclasses.replace(
         section(params, "train", TrainConfig), epochs=args.epochs, patience=args.epochs, lr=args.lr
     )
+    overrides = {}
+    for pair in args.augment:
+        name, _, value = pair.partition("=")
+        if not hasattr(cfg.augment, name) or not value:
+            parser.error(f"--augment {pair!r}: not a train.augment field=value")
+        overrides[name] = type(getattr(cfg.augment, name))(value)
+    cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, **overrides))
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
     size = model_cfg.input_size
     synthetic = load_split(args.data, "train", size, args.synthetic_images)
     pseudo = load_split(args.pseudo, "train", size)

@@ -66,6 +66,7 @@ class AugmentConfig:
     saturation: float = 0.25
     hue: float = 0.03  # hue rotation, fraction of the colour circle (+/-)
     blur: float = 0.2  # probability of a Gaussian blur (sigma 0.5..1.5)
+    greyscale: float = 0.0  # probability of converting to luminance (old and B/W photos)
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,8 @@ def _jitter(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np
         img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB_FULL)
     if rng.random() < cfg.blur:
         img = cv2.GaussianBlur(img, (0, 0), sigmaX=float(rng.uniform(0.5, 1.5)))
+    if cfg.greyscale and rng.random() < cfg.greyscale:  # no draw when off: same stream
+        img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     return img
 
 

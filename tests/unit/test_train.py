@@ -108,6 +108,21 @@ def test_augmentation_keeps_masks_binary_and_aligned() -> None:
     assert agree.mean() > 0.95
 
 
+def test_greyscale_augmentation_converts_and_is_a_no_op_when_off() -> None:
+    colour = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((4, 32, 32), np.uint8)
+    grey, _ = augment_batch(
+        colour, mask, 32, AugmentConfig(greyscale=1.0), np.random.default_rng(0)
+    )
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    # Off, it draws no random number: the stream (and every other augmentation) is unchanged.
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    a, _ = augment_batch(colour, mask, 24, AugmentConfig(), rng_a)
+    b, _ = augment_batch(colour, mask, 24, AugmentConfig(greyscale=0.0), rng_b)
+    assert np.array_equal(a, b) and rng_a.random() == rng_b.random()
+    assert not (a[..., 0] == a[..., 1]).all()
+
+
 def test_bad_train_config_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(HairsegError, match=r"train\.epochs=0"):
         TrainConfig(epochs=0)
