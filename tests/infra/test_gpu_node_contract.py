@@ -23,29 +23,33 @@ def test_the_toleration_matches_the_taint_exactly() -> None:
     assert TOLERATION == {**TAINT, "operator": "Equal"}
 
 
+SHARED_CONTRACT = MODULES.parent / "shared" / "gpu_node_contract.tf"
+
+
 @pytest.mark.parametrize("module", CLUSTER_MODULES)
 def test_terraform_labels_and_taints_the_gpu_pool_with_the_contract(module: str) -> None:
+    """The contract's locals and outputs are one file linked into every cluster module;
+    each module only says which taints its GPU pool carries, the contract's first."""
+    link = MODULES / module / "gpu_node_contract.tf"
+    assert link.is_symlink(), f"{link} should link to ../../shared/gpu_node_contract.tf"
+    assert link.resolve() == SHARED_CONTRACT.resolve(), f"{link} -> {link.resolve()}"
     values = locals_of(MODULES / module)
     label_key, label_value = NODE_LABEL
     assert values["gpu_node_labels"][label_key] == label_value
     assert values["gpu_taint"] == TAINT
+    taints = values["gpu_taints"]
+    assert taints in ("${[local.gpu_taint]}", ["${local.gpu_taint}"]) or taints.startswith(
+        "${concat(['${local.gpu_taint}']"
+    ), f"{module}: gpu_taints = {taints!r} does not start with the contract's taint"
     outputs = named_blocks(MODULES / module, "output")
     assert f'local.gpu_node_labels["{label_key}"]' in str(
         one(outputs["gpu_node_selector"]["value"])
     )
     tolerations = one(outputs["gpu_tolerations"]["value"])
-    if module == "azure-gpu-cluster":  # a comprehension over gpu_taints: GPU (+ optional spot)
-        assert values["gpu_taints"].startswith("${concat(['${local.gpu_taint}']")
-        assert "for t in local.gpu_taints" in tolerations and "'operator': 'Equal'" in tolerations
-        return
-    assert tolerations == [
-        {
-            "key": "${local.gpu_taint.key}",
-            "operator": TOLERATION["operator"],
-            "value": "${local.gpu_taint.value}",
-            "effect": "${local.gpu_taint.effect}",
-        }
-    ]
+    assert "for t in local.gpu_taints" in tolerations
+    assert f"'operator': '{TOLERATION['operator']}'" in tolerations
+    for field in ("key", "value", "effect"):
+        assert f"'{field}': '${{t.{field}}}'" in tolerations, tolerations
 
 
 def test_the_kfp_train_step_lands_on_the_gpu_pool() -> None:

@@ -248,7 +248,7 @@ resource "aws_eks_node_group" "system" {
     version = aws_launch_template.node["system"].latest_version
   }
 
-  labels = { "hairseg.io/pool" = "system" }
+  labels = local.system_node_labels
   tags   = local.tags
 
   lifecycle {

@@ -27,12 +27,9 @@ locals {
     "managed-by"         = "terraform"
   })
 
-  # The GPU node contract shared with the GCP and Azure modules (see outputs.tf).
-  gpu_node_labels = {
-    "hairseg.io/accelerator" = "nvidia-gpu"
-    "nvidia.com/gpu.present" = "true"
-  }
-  gpu_taint = { key = "nvidia.com/gpu", value = "present", effect = "NoSchedule" }
+  # gpu_node_labels, gpu_taint and system_node_labels: gpu_node_contract.tf, a link
+  # to ../../shared/gpu_node_contract.tf (the same for every cloud).
+  gpu_taints = [local.gpu_taint]
 
   # 10.40.0.0/16 -> private /20s at 10.40.0.0, .16.0, .32.0; public /24s at 10.40.240.0 ...
   private_subnets = [for i in range(var.availability_zone_count) : cidrsubnet(var.vpc_cidr, 4, i)]

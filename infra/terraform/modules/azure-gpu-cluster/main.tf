@@ -8,11 +8,8 @@ data "azurerm_client_config" "current" {}
 locals {
   tags = merge(var.tags, { "hairseg-cluster" = var.name, "managed-by" = "terraform" })
 
-  gpu_node_labels = {
-    "hairseg.io/accelerator" = "nvidia-gpu"
-    "nvidia.com/gpu.present" = "true"
-  }
-  gpu_taint = { key = "nvidia.com/gpu", value = "present", effect = "NoSchedule" }
+  # gpu_node_labels, gpu_taint and system_node_labels: gpu_node_contract.tf, a link
+  # to ../../shared/gpu_node_contract.tf (the same for every cloud).
   # AKS puts this taint on every Spot pool; declaring it avoids a perpetual diff.
   spot_taint = { key = "kubernetes.azure.com/scalesetpriority", value = "spot", effect = "NoSchedule" }
 
@@ -88,7 +85,7 @@ resource "azurerm_kubernetes_cluster" "this" {
     only_critical_addons_enabled = false
     host_encryption_enabled      = true
     temporary_name_for_rotation  = "systemtmp"
-    node_labels                  = { "hairseg.io/pool" = "system" }
+    node_labels                  = local.system_node_labels
     tags                         = local.tags
 
     upgrade_settings {

@@ -1,5 +1,7 @@
 # Same output names and shapes as modules/aws-gpu-cluster and
 # modules/gcp-gpu-cluster (checked by tests/infra/test_hcl_conventions.py).
+# The GPU node outputs (gpu_node_selector, gpu_node_labels, gpu_tolerations,
+# system_node_selector) are in gpu_node_contract.tf, shared by the three modules.
 
 output "cloud" {
   description = "Which cloud this cluster runs on: aws, gcp or azure."
@@ -40,31 +42,6 @@ output "kubernetes_exec_auth" {
 output "kubeconfig_command" {
   description = "Command that writes a kubeconfig entry for this cluster."
   value       = "az aks get-credentials --resource-group ${azurerm_resource_group.this.name} --name ${azurerm_kubernetes_cluster.this.name} && kubelogin convert-kubeconfig -l azurecli"
-}
-
-output "gpu_node_selector" {
-  description = "nodeSelector that puts a pod on a GPU node (same on every cloud)."
-  value       = { "hairseg.io/accelerator" = local.gpu_node_labels["hairseg.io/accelerator"] }
-}
-
-output "gpu_node_labels" {
-  description = "All labels the module puts on GPU nodes."
-  value       = local.gpu_node_labels
-}
-
-output "gpu_tolerations" {
-  description = "Tolerations a GPU pod needs (Kubernetes field names: key, operator, value, effect); includes the Spot taint when gpu_spot is on."
-  value = [for t in local.gpu_taints : {
-    key      = t.key
-    operator = "Equal"
-    value    = t.value
-    effect   = t.effect
-  }]
-}
-
-output "system_node_selector" {
-  description = "nodeSelector of the always-on system pool (platform controllers)."
-  value       = { "hairseg.io/pool" = "system" }
 }
 
 output "gpu_device_plugin_required" {

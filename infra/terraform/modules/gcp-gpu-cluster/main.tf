@@ -15,12 +15,10 @@ data "google_storage_project_service_account" "this" {
 locals {
   labels = merge(var.labels, { "hairseg-cluster" = var.name, "managed-by" = "terraform" })
 
-  gpu_node_labels = {
-    "hairseg.io/accelerator" = "nvidia-gpu"
-    "nvidia.com/gpu.present" = "true"
-  }
-  # GKE adds this taint to GPU pools itself; declaring it keeps the contract explicit.
-  gpu_taint = { key = "nvidia.com/gpu", value = "present", effect = "NoSchedule" }
+  # gpu_node_labels, gpu_taint and system_node_labels: gpu_node_contract.tf, a link
+  # to ../../shared/gpu_node_contract.tf (the same for every cloud). GKE adds the
+  # GPU taint to GPU pools itself; declaring it keeps the contract explicit.
+  gpu_taints = [local.gpu_taint]
 
   workload_pool = "${var.project_id}.svc.id.goog"
 }
@@ -240,7 +238,7 @@ resource "google_container_node_pool" "system" {
     image_type      = "COS_CONTAINERD"
     service_account = google_service_account.nodes.email
     oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
-    labels          = { "hairseg.io/pool" = "system" }
+    labels          = local.system_node_labels
     resource_labels = local.labels
     metadata        = { "disable-legacy-endpoints" = "true" }
 

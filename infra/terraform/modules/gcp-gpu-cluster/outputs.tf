@@ -1,5 +1,7 @@
 # Same output names and shapes as modules/aws-gpu-cluster and
 # modules/azure-gpu-cluster (checked by tests/infra/test_hcl_conventions.py).
+# The GPU node outputs (gpu_node_selector, gpu_node_labels, gpu_tolerations,
+# system_node_selector) are in gpu_node_contract.tf, shared by the three modules.
 
 output "cloud" {
   description = "Which cloud this cluster runs on: aws, gcp or azure."
@@ -39,31 +41,6 @@ output "kubernetes_exec_auth" {
 output "kubeconfig_command" {
   description = "Command that writes a kubeconfig entry for this cluster."
   value       = "gcloud container clusters get-credentials ${google_container_cluster.this.name} --region ${var.region} --project ${var.project_id}"
-}
-
-output "gpu_node_selector" {
-  description = "nodeSelector that puts a pod on a GPU node (same on every cloud)."
-  value       = { "hairseg.io/accelerator" = local.gpu_node_labels["hairseg.io/accelerator"] }
-}
-
-output "gpu_node_labels" {
-  description = "All labels the module puts on GPU nodes (GKE adds cloud.google.com/gke-accelerator too)."
-  value       = local.gpu_node_labels
-}
-
-output "gpu_tolerations" {
-  description = "Tolerations a GPU pod needs (Kubernetes field names: key, operator, value, effect)."
-  value = [{
-    key      = local.gpu_taint.key
-    operator = "Equal"
-    value    = local.gpu_taint.value
-    effect   = local.gpu_taint.effect
-  }]
-}
-
-output "system_node_selector" {
-  description = "nodeSelector of the always-on system pool (platform controllers)."
-  value       = { "hairseg.io/pool" = "system" }
 }
 
 output "gpu_device_plugin_required" {

@@ -1,0 +1,1 @@
+../../shared/gpu_node_contract.tf
