@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from hairseg.config import load_params, section
-from hairseg.model import ModelConfig, load_model, save_model
+from hairseg.model import load_model, save_model
 from hairseg.quantize import export_onnx
 from hairseg.train import Split, TrainConfig, fit, load_split
 
@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     params = load_params(ROOT / "params.yaml")
-    model_cfg = section(params, "model", ModelConfig)
     cfg = dataclasses.replace(
         section(params, "train", TrainConfig), epochs=args.epochs, patience=args.epochs, lr=args.lr
     )
@@ -57,12 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, **overrides))
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)
+    # The network is the one it starts from (its model_config.json), not params.yaml's.
+    init, model_cfg = load_model(args.init / "weights.pt", args.init / "model_config.json")
     size = model_cfg.input_size
     synthetic = load_split(args.data, "train", size, args.synthetic_images)
     pseudo = load_split(args.pseudo, "train", size)
     train = Split.concat(synthetic, *([pseudo] * args.repeat))
     val = load_split(args.data, "val", size)
-    init, _ = load_model(args.init / "weights.pt", args.init / "model_config.json")
     start = time.perf_counter()
     model, result = fit(
         train,
